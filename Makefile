@@ -1,0 +1,50 @@
+# train_fou developer entry points. `make demo` and `make test` work on a fresh
+# clone: they create .venv, install the pinned ROS 2 Kilted wheels, repair the
+# venv and build the package with colcon into the venv (the venv is the
+# install space, so nothing has to be sourced).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := $(CURDIR)/.venv
+VPY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export CMAKE_PREFIX_PATH := $(VENV)
+export AMENT_PREFIX_PATH := $(VENV)
+export ROS_LOG_DIR := $(CURDIR)/log/ros
+export PYTHONUNBUFFERED := 1
+
+SETUP_STAMP := $(VENV)/.setup-stamp
+BUILD_STAMP := $(VENV)/.build-stamp
+BUILD_INPUTS := package.xml CMakeLists.txt colcon.meta tools/entry_point.py.in \
+	$(wildcard msg/*.msg) $(shell find src launch config models bags -type f ! -name '*.pyc' 2>/dev/null)
+
+.PHONY: setup build test demo lock clean train-setup train-smoke
+.DEFAULT_GOAL := test
+
+setup: $(BUILD_STAMP)
+
+$(SETUP_STAMP): requirements.txt tools/repair_venv.py
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VPY) tools/repair_venv.py
+	@touch $@
+
+$(BUILD_STAMP): $(SETUP_STAMP) $(BUILD_INPUTS)
+	cd $(CURDIR) && colcon --log-base log build --base-paths $(CURDIR) --build-base build \
+		--install-base $(VENV) --merge-install --symlink-install \
+		--cmake-args -DPython3_EXECUTABLE=$(VPY) -DBUILD_TESTING=OFF \
+		--event-handlers console_stderr+ status- summary-
+	@touch $@
+
+build: $(BUILD_STAMP)
+
+test: setup
+	$(VPY) -m pytest -q tests
+
+demo: setup
+	$(VENV)/bin/train-fou demo
+
+lock:
+	$(VPY) tools/lock.py > requirements.txt
+
+clean:
+	rm -rf build log $(VENV)

@@ -1,0 +1,65 @@
+"""`train-fou run`: the composition runner (what `ros2 launch` does on the Jetson)."""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+HELP = 'run pipeline nodes in one process (MultiThreadedExecutor) until Ctrl-C or SIGTERM'
+
+#: What `train-fou run` starts without --nodes: the bag/sim-free pipeline core.
+DEFAULT_NODES = ('detector_node', 'speed_controller', 'hub_node')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--nodes', default=','.join(DEFAULT_NODES),
+                        help='comma-separated node names (default: %(default)s)')
+    parser.add_argument('--params', action='append', type=pathlib.Path, default=[],
+                        metavar='YAML', help='extra ROS 2 parameter file, applied after config/<node>.yaml; repeatable')
+    parser.add_argument('--namespace', default='', help='namespace for every node (moves all topics)')
+    parser.add_argument('--list', action='store_true', help='list the known nodes and exit')
+
+
+def load_node_params(names, extra_files) -> dict:
+    """config/<node>.yaml of each node, then every --params file, merged per node."""
+    from train_fou.params import load_params_file, params_for_node
+    from train_fou.paths import config_path
+
+    files = []
+    for name in names:
+        default_file = config_path(f'{name}.yaml')
+        if default_file.is_file():
+            files.append(load_params_file(default_file))
+    files.extend(load_params_file(path) for path in extra_files)
+    return {name: params_for_node(files, name) for name in names}
+
+
+def run(args: argparse.Namespace) -> int:
+    from train_fou.cli import CliError
+    from train_fou.nodes import NODE_CLASSES, UnknownNodeError
+
+    if args.list:
+        print('\n'.join(sorted(NODE_CLASSES)))
+        return 0
+    names = [name.strip() for name in args.nodes.split(',') if name.strip()]
+    unknown = [name for name in names if name not in NODE_CLASSES]
+    if unknown:
+        raise CliError(f'unknown node(s) {", ".join(unknown)}; known: {", ".join(sorted(NODE_CLASSES)) or "none"}')
+    params = load_node_params(names, args.params)
+
+    from train_fou.nodes.runner import run_composition
+
+    def started(nodes) -> None:
+        print(json.dumps({'event': 'started', 'nodes': [n.get_fully_qualified_name() for n in nodes]}), flush=True)
+
+    try:
+        code = run_composition(names, params=params, namespace=args.namespace, on_started=started)
+    except UnknownNodeError as err:
+        raise CliError(str(err)) from err
+    print(json.dumps({'event': 'stopped', 'nodes': names}), flush=True)
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(run(argparse.Namespace()))

@@ -1,0 +1,38 @@
+"""Thin ROS 2 node classes over the pure logic, and the table that names them.
+
+Each node lives in its own module and is constructed as `NodeClass(**node_kwargs)`
+(`parameter_overrides`, `namespace`, ...). A node that has to leave hardware
+safe (the hub brakes) implements `on_shutdown()`; the runner calls it before
+the node is destroyed, on Ctrl-C and SIGTERM too.
+"""
+from __future__ import annotations
+
+import importlib
+
+#: node executable name -> "module:Class". Plugin table, not an if-chain.
+NODE_CLASSES: dict[str, str] = {
+}
+
+
+class UnknownNodeError(Exception):
+    """A node name that is not in NODE_CLASSES."""
+
+
+def node_class(name: str):
+    """Import and return the node class registered under `name`."""
+    try:
+        target = NODE_CLASSES[name]
+    except KeyError:
+        known = ', '.join(sorted(NODE_CLASSES)) or 'none'
+        raise UnknownNodeError(f'unknown node `{name}`; known nodes: {known}') from None
+    module_name, _, class_name = target.partition(':')
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)
+
+
+def run_node(name: str, argv: list[str] | None = None) -> int:
+    """Entry point of lib/train_fou/<name>: one node, ROS arguments from argv (ros2 run / launch)."""
+    import sys
+
+    from train_fou.nodes.runner import run_composition
+    return run_composition([name], ros_args=list(sys.argv if argv is None else argv))

@@ -1,0 +1,117 @@
+"""Run node classes in one process on a MultiThreadedExecutor and stop them safely.
+
+This is `ros2 launch` for machines without launch_ros: `train-fou run` and the
+per-node executables go through here. SIGINT and SIGTERM only set an event;
+the main thread then calls every node's `on_shutdown()` (the hub brakes) while
+the executor still spins, destroys the nodes and shuts rclpy down.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any, Callable, Iterable, Sequence
+
+import rclpy
+from rclpy.signals import SignalHandlerOptions
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from train_fou.nodes import node_class
+
+log = logging.getLogger('train_fou.runner')
+
+
+def build_parameters(values: dict[str, Any]) -> list[Parameter]:
+    """Parameter overrides from plain values (lists of ints/floats/strings included)."""
+    return [Parameter(name, value=value) for name, value in values.items()]
+
+
+def create_nodes(names: Sequence[str], params: dict[str, dict[str, Any]] | None = None,
+                 namespace: str = '', context=None) -> list:
+    """Construct the named node classes with their parameters and namespace."""
+    nodes = []
+    try:
+        for name in names:
+            cls = node_class(name)
+            kwargs: dict[str, Any] = {'namespace': namespace}
+            if context is not None:
+                kwargs['context'] = context
+            overrides = (params or {}).get(name)
+            if overrides:
+                kwargs['parameter_overrides'] = build_parameters(overrides)
+            nodes.append(cls(**kwargs))
+    except BaseException:
+        destroy_nodes(nodes)
+        raise
+    return nodes
+
+
+def destroy_nodes(nodes: Iterable) -> None:
+    """on_shutdown() then destroy_node() for each node, newest first, never raising."""
+    for node in reversed(list(nodes)):
+        hook = getattr(node, 'on_shutdown', None)
+        if hook is not None:
+            try:
+                hook()
+            except Exception as err:  # keep going: every node must get its turn
+                log.error('%s: on_shutdown failed: %s', node.get_name(), err)
+        try:
+            node.destroy_node()
+        except Exception as err:
+            log.error('%s: destroy failed: %s', node.get_name(), err)
+
+
+def spin_until(executor, stop: threading.Event, poll_s: float = 0.1) -> None:
+    """Spin `executor` until `stop` is set (signal handlers only set the event)."""
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=poll_s)
+
+
+def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGINT and SIGTERM set `stop`; returns a function that restores the old handlers."""
+    previous = {}
+
+    def handler(signum, _frame):
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+    return restore
+
+
+def run_composition(names: Sequence[str], params: dict[str, dict[str, Any]] | None = None,
+                    namespace: str = '', ros_args: list[str] | None = None,
+                    stop: threading.Event | None = None,
+                    on_started: Callable[[list], None] | None = None,
+                    num_threads: int | None = None) -> int:
+    """Start `names` in this process, spin until SIGINT/SIGTERM (or `stop`), shut down cleanly."""
+    stop = stop or threading.Event()
+    restore = install_stop_signals(stop) if threading.current_thread() is threading.main_thread() else None
+    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    nodes: list = []
+    executor = MultiThreadedExecutor(num_threads=num_threads)
+    try:
+        nodes = create_nodes(names, params, namespace)
+        for node in nodes:
+            executor.add_node(node)
+        if on_started is not None:
+            on_started(nodes)
+        spin_until(executor, stop)
+        return 0
+    finally:
+        # Let hooks publish/brake while the executor can still serve callbacks.
+        hooks_done = threading.Event()
+        worker = threading.Thread(target=lambda: (destroy_nodes(nodes), hooks_done.set()), daemon=True)
+        worker.start()
+        while not hooks_done.is_set():
+            executor.spin_once(timeout_sec=0.05)
+        executor.shutdown()
+        if rclpy.ok():
+            rclpy.shutdown()
+        if restore is not None:
+            restore()
