@@ -1,0 +1,46 @@
+"""Shared test set-up: an isolated DDS domain per pytest session, and helpers.
+
+Tests run against the install space (.venv, built by `make setup`). Every
+pytest session picks its own ROS_DOMAIN_ID and keeps discovery on this host,
+so parallel test runs (and other ROS processes) never see each other's topics.
+Child processes inherit the environment.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+
+import pytest  # noqa: E402
+
+
+def wait_until(predicate, timeout_s: float, spin=None, step_s: float = 0.05) -> bool:
+    """Spin (if given) until predicate() is true or the deadline passes; never a fixed sleep."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        if spin is not None:
+            spin(step_s)
+        else:
+            time.sleep(step_s)
+    return bool(predicate())
+
+
+@pytest.fixture
+def ros_context():
+    """A fresh rclpy context for one test, shut down afterwards."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        if context.ok():
+            rclpy.shutdown(context=context)
