@@ -1,21 +1,25 @@
 """Where the package's shared files (config/, models/, bags/, launch/) are."""
 from __future__ import annotations
 
+import os
 import pathlib
+import sys
 
 PACKAGE = 'train_fou'
 
 
+def _prefixes() -> list[pathlib.Path]:
+    """AMENT_PREFIX_PATH when sourced; else this interpreter's prefix (the dev venv is an install space)."""
+    value = os.environ.get('AMENT_PREFIX_PATH', '')
+    prefixes = [pathlib.Path(p) for p in value.split(os.pathsep) if p]
+    return prefixes or [pathlib.Path(sys.prefix)]
+
+
 def share_dir() -> pathlib.Path:
     """share/train_fou of the install space; the source tree when running from source."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        try:
-            return pathlib.Path(get_package_share_directory(PACKAGE))
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
+    for prefix in _prefixes():
+        if (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' / PACKAGE).is_file():
+            return prefix / 'share' / PACKAGE
     source_root = pathlib.Path(__file__).resolve().parents[2]
     if (source_root / 'package.xml').is_file():
         return source_root
@@ -26,3 +30,8 @@ def share_dir() -> pathlib.Path:
 def config_path(name: str) -> pathlib.Path:
     """A file under config/ of the share directory."""
     return share_dir() / 'config' / name
+
+
+def model_path(name: str) -> pathlib.Path:
+    """A file under models/ of the share directory."""
+    return share_dir() / 'models' / name

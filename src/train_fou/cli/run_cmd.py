@@ -43,10 +43,10 @@ def run(args: argparse.Namespace) -> int:
         print('\n'.join(sorted(NODE_CLASSES)))
         return 0
     names = [name.strip() for name in args.nodes.split(',') if name.strip()]
+    params = load_node_params(names, args.params)
     unknown = [name for name in names if name not in NODE_CLASSES]
     if unknown:
         raise CliError(f'unknown node(s) {", ".join(unknown)}; known: {", ".join(sorted(NODE_CLASSES)) or "none"}')
-    params = load_node_params(names, args.params)
 
     from train_fou.nodes.runner import run_composition
 
