@@ -1,0 +1,1 @@
+"""Procedural rendering shared by the training data generator and the simulator (numpy + OpenCV, no torch)."""
