@@ -1,0 +1,117 @@
+"""A detector = metadata + backend + pre/post-processing, timed per stage.
+
+Used by the detector node, `train-fou detect` and `train-fou bench`, and by the
+training workspace's evaluation. Not thread-safe: one detector per thread.
+"""
+from __future__ import annotations
+
+import pathlib
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from train_fou.vision.backends import AUTO, BackendChoice, open_backend
+from train_fou.vision.errors import EngineLoadError, ModelNotFoundError
+from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
+from train_fou.vision.metadata import ModelMetadata, load_metadata, metadata_path_for
+from train_fou.vision.postprocess import MAX_DETECTIONS, Detection, decode_yolov8
+
+ENGINE_SUFFIXES = ('.engine', '.plan')
+
+
+class ModelPaths(NamedTuple):
+    onnx: pathlib.Path | None
+    engine: pathlib.Path | None
+    metadata: pathlib.Path
+
+
+def resolve_model_paths(model_path: str | pathlib.Path, engine_path: str | pathlib.Path | None = None,
+                        metadata_path: str | pathlib.Path | None = None) -> ModelPaths:
+    """Find the ONNX model, the TensorRT engine and the metadata file for `model_path`.
+
+    `model_path` may name the .onnx or the .engine; the other one and the
+    metadata (<stem>.json) are looked up next to it unless given. Raises
+    ModelNotFoundError naming the path when no model file exists.
+    """
+    model = pathlib.Path(model_path)
+    if model.suffix in ENGINE_SUFFIXES:
+        engine = model
+        onnx = model.with_suffix('.onnx')
+        onnx = onnx if onnx.is_file() else None
+    else:
+        onnx = model
+        engine = pathlib.Path(engine_path) if engine_path else model.with_suffix('.engine')
+        if not engine.is_file() and not engine_path:
+            engine = None
+    has_onnx = onnx is not None and onnx.is_file()
+    has_engine = engine is not None and engine.is_file()
+    if not has_onnx and not has_engine:
+        raise ModelNotFoundError(f'{model}: model file not found')
+    metadata = pathlib.Path(metadata_path) if metadata_path else metadata_path_for(model)
+    return ModelPaths(onnx if has_onnx else None, engine if has_engine else engine, metadata)
+
+
+class DetectionResult(NamedTuple):
+    detections: list[Detection]
+    info: LetterboxInfo
+    preprocess_ms: float
+    inference_ms: float
+    postprocess_ms: float
+
+
+class Detector:
+    """Letterbox -> backend.infer -> decode, on BGR uint8 images of any size."""
+
+    def __init__(self, backend, metadata: ModelMetadata, conf_threshold: float | None = None,
+                 iou_threshold: float | None = None, max_detections: int = MAX_DETECTIONS):
+        if backend.input_hw is not None and tuple(backend.input_hw) != tuple(metadata.imgsz):
+            raise EngineLoadError(
+                f'model input is {backend.input_hw[0]}x{backend.input_hw[1]} (h x w) but {metadata.source} '
+                f'says imgsz {list(metadata.imgsz)}')
+        self.backend = backend
+        self.metadata = metadata
+        self.conf_threshold = metadata.conf_threshold if conf_threshold is None else conf_threshold
+        self.iou_threshold = metadata.iou_threshold if iou_threshold is None else iou_threshold
+        self.max_detections = max_detections
+        self.letterboxer = Letterboxer(metadata.imgsz)
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        return self.letterboxer(image_bgr)
+
+    def detect(self, image_bgr: np.ndarray) -> DetectionResult:
+        t0 = time.perf_counter()
+        tensor, info = self.letterboxer(image_bgr)
+        t1 = time.perf_counter()
+        output = self.backend.infer(tensor)
+        t2 = time.perf_counter()
+        meta = self.metadata
+        detections = decode_yolov8(output, info, self.conf_threshold, self.iou_threshold, meta.num_classes,
+                                   meta.names, self.max_detections)
+        t3 = time.perf_counter()
+        return DetectionResult(detections, info, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
+                  engine_path: str | pathlib.Path | None = None,
+                  metadata_path: str | pathlib.Path | None = None, conf_threshold: float | None = None,
+                  iou_threshold: float | None = None, intra_op_threads: int = 0,
+                  max_detections: int = MAX_DETECTIONS) -> tuple[Detector, BackendChoice]:
+    """Resolve the model files, load the metadata and the backend, return a ready Detector."""
+    paths = resolve_model_paths(model_path, engine_path, metadata_path)
+    metadata = load_metadata(paths.metadata)
+    choice = open_backend(backend, paths.onnx, paths.engine, metadata.input_name, metadata.imgsz,
+                          intra_op_threads)
+    try:
+        detector = Detector(choice.backend, metadata, conf_threshold, iou_threshold, max_detections)
+    except BaseException:
+        choice.backend.close()
+        raise
+    return detector, choice

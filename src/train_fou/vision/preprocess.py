@@ -1,0 +1,95 @@
+"""Pre-processing: centred letterbox to the network input, BGR -> RGB, 0..1 float32 NCHW.
+
+The same conventions as ultralytics (grey 114 padding, round-half pads), so a
+model trained there sees the same pixels here. `letterbox()` allocates its
+output; `Letterboxer` reuses one tensor across frames (the detector's hot path):
+the padding is filled once per input geometry and each frame writes only the
+resized interior, with the colour swap, the HWC->CHW transpose and the scaling
+fused into one NumPy pass.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+PAD_VALUE = 114
+_SCALE = np.float32(1.0 / 255.0)
+
+
+class LetterboxInfo(NamedTuple):
+    """How a source image was placed into the network input (to map boxes back)."""
+
+    scale: float  # network pixels per source pixel
+    pad_x: int  # left padding, network pixels
+    pad_y: int  # top padding, network pixels
+    src_width: int
+    src_height: int
+    dst_width: int
+    dst_height: int
+
+
+def letterbox_geometry(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> tuple[LetterboxInfo, int, int]:
+    """LetterboxInfo plus the resized (width, height) of the image inside the input."""
+    src_h, src_w = int(src_hw[0]), int(src_hw[1])
+    dst_h, dst_w = int(dst_hw[0]), int(dst_hw[1])
+    if src_h <= 0 or src_w <= 0:
+        raise ValueError(f'image size must be positive, got {src_w}x{src_h}')
+    scale = min(dst_h / src_h, dst_w / src_w)
+    new_w = min(dst_w, max(1, int(round(src_w * scale))))
+    new_h = min(dst_h, max(1, int(round(src_h * scale))))
+    pad_x = int(round((dst_w - new_w) / 2 - 0.1))
+    pad_y = int(round((dst_h - new_h) / 2 - 0.1))
+    return LetterboxInfo(scale, pad_x, pad_y, src_w, src_h, dst_w, dst_h), new_w, new_h
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, 'shape', None)
+        dtype = getattr(image, 'dtype', type(image).__name__)
+        raise ValueError(f'expected a uint8 HxWx3 BGR image, got shape {shape} dtype {dtype}')
+
+
+class Letterboxer:
+    """Reusable pre-processor for one network input size (height, width).
+
+    `__call__` returns the same tensor object every time, overwritten in place:
+    copy it if you keep it past the next call.
+    """
+
+    def __init__(self, dst_hw: tuple[int, int]):
+        self.dst_hw = (int(dst_hw[0]), int(dst_hw[1]))
+        self.tensor = np.empty((1, 3, *self.dst_hw), dtype=np.float32)
+        self._geometry: tuple[int, int] | None = None
+        self._info: LetterboxInfo | None = None
+        self._resized_wh = (0, 0)
+
+    def _prepare(self, src_hw: tuple[int, int]) -> None:
+        info, new_w, new_h = letterbox_geometry(src_hw, self.dst_hw)
+        self.tensor.fill(PAD_VALUE * float(_SCALE))
+        self._geometry, self._info, self._resized_wh = src_hw, info, (new_w, new_h)
+
+    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        _check_image(image_bgr)
+        src_hw = image_bgr.shape[:2]
+        if src_hw != self._geometry:
+            self._prepare(src_hw)
+        info = self._info
+        new_w, new_h = self._resized_wh
+        if (new_w, new_h) != (info.src_width, info.src_height):
+            image_bgr = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+        interior = self.tensor[0, :, info.pad_y:info.pad_y + new_h, info.pad_x:info.pad_x + new_w]
+        # BGR -> RGB (channel reversal), HWC -> CHW and /255 in one pass, no temporaries.
+        np.multiply(image_bgr.transpose(2, 0, 1)[::-1], _SCALE, out=interior)
+        return self.tensor, info
+
+
+def letterbox(image_bgr: np.ndarray, dst_hw: tuple[int, int]) -> tuple[np.ndarray, LetterboxInfo]:
+    """Letterbox one BGR uint8 image to (height, width): a new 1x3xHxW float32 RGB 0..1 tensor.
+
+    >>> tensor, info = letterbox(np.zeros((480, 640, 3), np.uint8), (416, 416))
+    >>> tensor.shape, info.scale, info.pad_y
+    ((1, 3, 416, 416), 0.65, 52)
+    """
+    return Letterboxer(dst_hw)(image_bgr)

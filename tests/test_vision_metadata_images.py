@@ -1,0 +1,92 @@
+"""Model metadata validation and image buffer decoding: every error names what is wrong."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from train_fou.vision import ImageDecodeError, ModelMetadataError, ModelNotFoundError, load_metadata
+from train_fou.vision.images import decode_jpeg, encode_jpeg, image_from_raw
+
+GOOD = {"format": "yolov8", "names": ["speed_limit_30", "speed_limit_50", "stop", "danger"],
+        "imgsz": [416, 416], "input_name": "images", "conf_threshold": 0.25, "iou_threshold": 0.45,
+        "data_hash": "abc"}
+
+
+def write(tmp_path, data):
+    path = tmp_path / 'signs.json'
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_load_metadata_reads_the_contract_fields_and_keeps_extras(tmp_path):
+    meta = load_metadata(write(tmp_path, GOOD))
+    assert meta.names == ('speed_limit_30', 'speed_limit_50', 'stop', 'danger')
+    assert meta.imgsz == (416, 416) and meta.num_classes == 4
+    assert meta.extra == {'data_hash': 'abc'}
+
+
+def test_load_metadata_accepts_ultralytics_index_maps(tmp_path):
+    meta = load_metadata(write(tmp_path, dict(GOOD, names={'0': 'a', '1': 'b'}, imgsz=320)))
+    assert meta.names == ('a', 'b') and meta.imgsz == (320, 320)
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'format': 'yolov5'}, "unsupported `format` 'yolov5'"),
+    ({'names': []}, '`names` must be a non-empty list'),
+    ({'names': ['a', 'a']}, 'duplicates'),
+    ({'imgsz': [416]}, '`imgsz` must be'),
+    ({'imgsz': [416, -1]}, '`imgsz` must be'),
+    ({'conf_threshold': 2}, '`conf_threshold` must be a number in'),
+    ({'input_name': ''}, '`input_name`'),
+])
+def test_load_metadata_rejects_bad_fields_naming_file_and_field(tmp_path, change, message):
+    path = write(tmp_path, dict(GOOD, **change))
+    with pytest.raises(ModelMetadataError, match=message) as info:
+        load_metadata(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_metadata_reports_malformed_json_with_its_position(tmp_path):
+    with pytest.raises(ModelMetadataError, match='line 1, column'):
+        load_metadata(write(tmp_path, '{"names": ['))
+
+
+def test_load_metadata_on_a_missing_file_is_a_file_not_found_error_naming_it(tmp_path):
+    with pytest.raises(ModelNotFoundError, match='nope.json: model metadata file not found'):
+        load_metadata(tmp_path / 'nope.json')
+
+
+def test_image_from_raw_is_a_zero_copy_view_for_bgr8_with_padding_rows():
+    data = bytes(range(2 * 8)) * 1  # 2 rows, width 2, step 8 (2 bytes of row padding)
+    image = image_from_raw('bgr8', 2, 2, 8, data)
+    assert image.shape == (2, 2, 3)
+    assert image[1, 0].tolist() == [8, 9, 10]
+
+
+def test_image_from_raw_converts_rgb_and_mono():
+    assert image_from_raw('rgb8', 1, 1, 3, bytes([1, 2, 3]))[0, 0].tolist() == [3, 2, 1]
+    assert image_from_raw('mono8', 1, 2, 2, bytes([7, 9]))[0, 1].tolist() == [9, 9, 9]
+
+
+@pytest.mark.parametrize('args, message', [
+    (('bgr8', 2, 2, 5, bytes(10)), 'step 5 is smaller'),
+    (('bgr8', 2, 2, 6, bytes(11)), 'truncated data: 11 bytes'),
+    (('bgr8', 2, 2, 6, bytes(13)), 'oversized data'),
+    (('yuv422', 2, 2, 4, bytes(8)), "unsupported encoding 'yuv422'"),
+    (('bgr8', 0, 2, 6, b''), 'bad image size'),
+])
+def test_image_from_raw_rejects_malformed_buffers(args, message):
+    with pytest.raises(ImageDecodeError, match=message):
+        image_from_raw(*args)
+
+
+def test_jpeg_round_trip_and_garbage():
+    image = np.zeros((16, 16, 3), np.uint8)
+    cv2.circle(image, (8, 8), 5, (0, 0, 255), -1)
+    decoded = decode_jpeg(encode_jpeg(image, 95))
+    assert decoded.shape == image.shape and int(decoded[8, 8, 2]) > 200
+    with pytest.raises(ImageDecodeError, match='undecodable'):
+        decode_jpeg(b'\xff\xd8not a jpeg')
+    with pytest.raises(ImageDecodeError, match='empty'):
+        decode_jpeg(b'')
