@@ -1,0 +1,202 @@
+"""The speed policy as a pure state machine: `step(state, observation, now, config) -> state`.
+
+Time is passed in (seconds, any monotonic origin), never read. Observations
+are a `Frame` (one processed image, possibly without signs), `Resume`,
+`EmergencyStop`, or None (a clock tick). The reported mode is derived from
+orthogonal facts with a fixed priority: a latch (danger sign or emergency
+stop) > FAILSAFE (detections stale) > STOP_HOLD > LIMIT > CRUISE.
+
+Signs are edge-triggered: a class acts when it becomes confirmed (seen in
+`confirm_hits` of the last `confirm_window` frames, score and box height
+above its gates) and must drop out of confirmation before it acts again, so a
+stop sign that is still in view when the hold ends does not stop the train
+forever, and `train/resume` in front of a danger sign does not re-latch at
+once. After a FAILSAFE the sign history starts afresh.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from enum import IntEnum, unique
+
+from train_fou.policy.config import Action, PolicyConfig
+
+
+@unique
+class Mode(IntEnum):
+    """Controller states; values equal the SpeedCommand constants."""
+
+    CRUISE = 0
+    LIMIT = 1
+    STOP_HOLD = 2
+    DANGER_LATCHED = 3
+    FAILSAFE = 4
+
+
+BRAKING_MODES = frozenset({Mode.STOP_HOLD, Mode.DANGER_LATCHED, Mode.FAILSAFE})
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected sign, reduced to what the policy needs."""
+
+    label: str
+    score: float
+    height_px: float
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One processed image: its stamp and every detection (maybe none)."""
+
+    stamp_ns: int
+    image_height: int
+    detections: tuple[Detection, ...] = ()
+
+
+@dataclass(frozen=True)
+class Resume:
+    """train/resume: clear a danger or emergency-stop latch."""
+
+
+@dataclass(frozen=True)
+class EmergencyStop:
+    """train/emergency_stop: brake and latch."""
+
+
+Observation = Frame | Resume | EmergencyStop | None
+
+
+@dataclass(frozen=True)
+class State:
+    """Everything the policy remembers. Start with `State()`: FAILSAFE until detections arrive."""
+
+    mode: Mode = Mode.FAILSAFE
+    power_pct: float = 0.0
+    limit_pct: int | None = None
+    hold_until: float | None = None
+    danger_latched: bool = False
+    estop_latched: bool = False
+    last_frame_time: float | None = None
+    last_time: float | None = None
+    recent: tuple[frozenset[str], ...] = ()
+    confirmed: frozenset[str] = frozenset()
+    source_stamp_ns: int = 0
+    reason: str = 'waiting for the first signs/detections'
+
+    @property
+    def brake(self) -> bool:
+        return self.mode in BRAKING_MODES
+
+    @property
+    def power(self) -> int:
+        """Integer power for the hub (never rounded up past the limit)."""
+        return 0 if self.brake else int(math.floor(self.power_pct + 1e-6))
+
+    def target_pct(self, config: PolicyConfig) -> int:
+        """Power the train is allowed to reach in the current mode."""
+        if self.brake:
+            return 0
+        if self.limit_pct is None:
+            return config.cruise_power_pct
+        return min(config.cruise_power_pct, self.limit_pct)
+
+
+def qualifying_labels(frame: Frame, config: PolicyConfig) -> dict[str, Detection]:
+    """Best detection per known class that passes its score and proximity gates."""
+    best: dict[str, Detection] = {}
+    height = max(int(frame.image_height), 1)
+    for det in frame.detections:
+        rule = config.signs.get(det.label)
+        if rule is None or det.score < rule.min_score or det.height_px / height < rule.min_height_frac:
+            continue
+        if det.label not in best or det.score > best[det.label].score:
+            best[det.label] = det
+    return best
+
+
+def _on_frame(state: State, frame: Frame, now: float, config: PolicyConfig) -> State:
+    fresh = state.last_frame_time is not None and now - state.last_frame_time <= config.detections_timeout_s
+    history = state.recent if fresh else ()
+    confirmed_before = state.confirmed if fresh else frozenset()
+    seen = qualifying_labels(frame, config)
+    recent = (history + (frozenset(seen),))[-config.confirm_window:]
+    confirmed = frozenset(label for label in config.signs
+                          if sum(label in labels for labels in recent) >= config.confirm_hits)
+    state = dataclasses.replace(state, recent=recent, confirmed=confirmed, last_frame_time=now,
+                                source_stamp_ns=frame.stamp_ns)
+    newly = confirmed - confirmed_before
+
+    def why(label: str) -> str:
+        hits = sum(label in labels for labels in recent)
+        det = seen.get(label)
+        detail = f', score {det.score:.2f}, {det.height_px:.0f} px' if det else ''
+        return f'{label} confirmed ({hits} of {len(recent)} frames{detail})'
+
+    rules = {label: config.signs[label] for label in newly}
+    reasons: list[str] = []  # most severe first
+    for label, rule in rules.items():
+        if rule.action == Action.DANGER:
+            state = dataclasses.replace(state, danger_latched=True)
+            reasons.insert(0, f'{why(label)}: brake, latched until train/resume')
+    for label, rule in rules.items():
+        if rule.action == Action.STOP and not state.danger_latched:
+            state = dataclasses.replace(state, hold_until=now + config.stop_hold_s)
+            reasons.append(f'{why(label)}: stop, hold {config.stop_hold_s:g} s')
+    limits = sorted((rule.limit_pct, label) for label, rule in rules.items() if rule.action == Action.LIMIT)
+    if limits:
+        limit, label = limits[0]
+        state = dataclasses.replace(state, limit_pct=limit)
+        reasons.append(f'{why(label)}: limit {limit} %')
+    if reasons:
+        state = dataclasses.replace(state, reason=reasons[0])
+    return state
+
+
+def step(state: State, observation: Observation, now: float, config: PolicyConfig) -> State:
+    """Advance the policy to time `now` (seconds) with an optional observation."""
+    dt = 0.0 if state.last_time is None else max(0.0, now - state.last_time)
+    previous_mode = state.mode
+    previous_reason = state.reason
+    if isinstance(observation, Frame):
+        state = _on_frame(state, observation, now, config)
+    elif isinstance(observation, EmergencyStop):
+        state = dataclasses.replace(state, estop_latched=True,
+                                    reason='emergency stop (train/emergency_stop): brake, latched until train/resume')
+    elif isinstance(observation, Resume) and (state.danger_latched or state.estop_latched):
+        state = dataclasses.replace(state, danger_latched=False, estop_latched=False, hold_until=None,
+                                    reason='resumed by train/resume')
+    if state.hold_until is not None and now >= state.hold_until:
+        state = dataclasses.replace(state, hold_until=None)
+        if not (state.danger_latched or state.estop_latched):
+            state = dataclasses.replace(state, reason='stop hold over, resuming')
+    stale = state.last_frame_time is None or now - state.last_frame_time > config.detections_timeout_s
+
+    if state.danger_latched or state.estop_latched:
+        mode = Mode.DANGER_LATCHED
+    elif stale:
+        mode = Mode.FAILSAFE
+    elif state.hold_until is not None:
+        mode = Mode.STOP_HOLD
+    elif state.limit_pct is not None:
+        mode = Mode.LIMIT
+    else:
+        mode = Mode.CRUISE
+    reason = state.reason
+    if mode == Mode.FAILSAFE and previous_mode != Mode.FAILSAFE:
+        since = 'never received' if state.last_frame_time is None else \
+            f'none for {now - state.last_frame_time:.2f} s'
+        reason = f'no signs/detections ({since}, timeout {config.detections_timeout_s:g} s): fail-safe brake'
+    elif previous_mode == Mode.FAILSAFE and mode != Mode.FAILSAFE and reason == previous_reason:
+        reason = 'fresh signs/detections again: fail-safe over'
+    state = dataclasses.replace(state, mode=mode, reason=reason, last_time=now)
+
+    target = state.target_pct(config)
+    if previous_mode in BRAKING_MODES:
+        power = 0.0  # the ramp starts when the brake is released, not before
+    elif state.brake or target <= state.power_pct:
+        power = float(target)
+    else:
+        power = min(float(target), state.power_pct + config.ramp_up_pct_per_s * dt)
+    return dataclasses.replace(state, power_pct=power)
