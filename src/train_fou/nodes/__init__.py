@@ -11,6 +11,7 @@ import importlib
 
 #: node executable name -> "module:Class". Plugin table, not an if-chain.
 NODE_CLASSES: dict[str, str] = {
+    'detector_node': 'train_fou.nodes.detector_node:DetectorNode',
 }
 
 
