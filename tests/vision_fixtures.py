@@ -97,3 +97,37 @@ def make_model(directory, name='signs', imgsz=(416, 416), **kwargs) -> pathlib.P
     path = build_yolov8_like(pathlib.Path(directory) / f'{name}.onnx', imgsz=imgsz, **kwargs)
     write_metadata(path, imgsz)
     return path
+
+
+def write_image_bag(path, count=10, period_s=1 / 30, storage='mcap', topic='/camera/image_raw',
+                    compressed=False, size=(48, 64), extra_topics=(), first_stamp_s=100):
+    """A rosbag2 with `count` frames (pixel value = index * 20) and header stamps first_stamp_s + i."""
+    import cv2
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    Image = store.types['sensor_msgs/msg/Image']
+    CompressedImage = store.types['sensor_msgs/msg/CompressedImage']
+    Header = store.types['std_msgs/msg/Header']
+    Time = store.types['builtin_interfaces/msg/Time']
+    String = store.types['std_msgs/msg/String']
+    plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+    msgtype = CompressedImage.__msgtype__ if compressed else Image.__msgtype__
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        conn = writer.add_connection(topic, msgtype, typestore=store)
+        others = [writer.add_connection(t, String.__msgtype__, typestore=store) for t in extra_topics]
+        for i in range(count):
+            header = Header(stamp=Time(sec=first_stamp_s + i, nanosec=0), frame_id='bag_camera')
+            pixels = np.full((*size, 3), (i * 20) % 256, np.uint8)
+            if compressed:
+                msg = CompressedImage(header=header, format='jpeg',
+                                      data=np.frombuffer(cv2.imencode('.jpg', pixels)[1].tobytes(), np.uint8))
+            else:
+                msg = Image(header=header, height=size[0], width=size[1], encoding='bgr8', is_bigendian=0,
+                            step=size[1] * 3, data=pixels.ravel())
+            t_ns = int(1e9) + int(i * period_s * 1e9)
+            writer.write(conn, t_ns, store.serialize_cdr(msg, msgtype))
+            for other in others:
+                writer.write(other, t_ns, store.serialize_cdr(String(data='x'), String.__msgtype__))
+    return pathlib.Path(path)

@@ -28,3 +28,11 @@ class ImageDecodeError(VisionError):
 
 class BagError(VisionError):
     """A bag that is missing, corrupt, or holds no image topic."""
+
+
+class BagNotFoundError(BagError, FileNotFoundError):
+    """A bag path that does not exist."""
+
+
+class CalibrationError(VisionError):
+    """A camera calibration YAML that is missing or invalid."""
