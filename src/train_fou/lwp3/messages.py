@@ -20,8 +20,8 @@ from train_fou.lwp3.errors import Lwp3DecodeError
 
 E = TypeVar('E')
 
-#: Longest message train_fou accepts (the two-byte length could say 32767).
-MAX_MESSAGE_LENGTH = 512
+#: Longest message the stream parser waits for (the two-byte length could say 32767).
+MAX_MESSAGE_LENGTH = 255
 
 
 def encode_header(kind: int, payload_length: int) -> bytes:

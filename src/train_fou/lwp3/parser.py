@@ -3,13 +3,18 @@
 A notification may hold several messages, and a message may be split across
 notifications. `StreamParser.feed()` never raises: a message that frames but
 does not decode comes back as a `Lwp3DecodeError` item, and bytes that cannot
-start a message are skipped one at a time and reported once per run.
+start a message (length out of range, hub id not 0, unknown message kind) are
+skipped one at a time and reported once per run. LEGO hubs send at most a few
+dozen bytes per message, so a length over 255 is taken as garbage too.
 """
 from __future__ import annotations
 
-from train_fou.lwp3.bytecodes import HUB_ID
+from train_fou.lwp3.bytecodes import HUB_ID, MessageKind
 from train_fou.lwp3.errors import Lwp3DecodeError
 from train_fou.lwp3.messages import MAX_MESSAGE_LENGTH, Message, decode_message, read_length
+
+
+_KINDS = frozenset(int(kind) for kind in MessageKind)
 
 
 class StreamParser:
@@ -28,6 +33,13 @@ class StreamParser:
         """Forget a partial message (after a reconnect)."""
         self._buffer.clear()
 
+    def _plausible(self, size: int) -> bool:
+        """Hub id 0 and a known message kind: otherwise the bytes start no message (resync)."""
+        buf = self._buffer
+        if len(buf) > size and buf[size] != HUB_ID:
+            return False
+        return len(buf) <= size + 1 or buf[size + 1] in _KINDS
+
     def feed(self, data: bytes | bytearray) -> list[Message | Lwp3DecodeError]:
         """Append `data`; return every complete message (or its decode error) in order."""
         self._buffer.extend(data)
@@ -38,8 +50,7 @@ class StreamParser:
             if header is None:
                 break
             length, size = header
-            hub_id_ok = len(self._buffer) <= size or self._buffer[size] == HUB_ID
-            if length < size + 2 or length > self._max or not hub_id_ok:
+            if length < size + 2 or length > self._max or not self._plausible(size):
                 skipped.append(self._buffer.pop(0))
                 continue
             if skipped:

@@ -1,0 +1,143 @@
+"""The virtual City hub answers LWP3 bytes like the real one, and the session drives it safely."""
+from __future__ import annotations
+
+import time
+
+from conftest import wait_until
+
+from train_fou.hub import HubSession, SimTransport, VirtualHub
+from train_fou.lwp3.bytecodes import IOType
+
+BRAKE = bytes.fromhex('080081001151007f')
+POWER_50 = bytes.fromhex('0800810011510032')
+FEEDBACK_A = bytes.fromhex('050082000a')
+
+
+def test_virtual_hub_announces_a_train_motor_on_port_a_first():
+    frames = VirtualHub().connect_messages()
+    assert frames[0] == bytes([
+        0x0F,  # length
+        0x00,  # hub id
+        0x04,  # hub attached I/O
+        0x00,  # port A
+        0x01,  # attached
+        0x02, 0x00,  # train motor
+        0x00, 0x00, 0x00, 0x10,  # hardware revision
+        0x00, 0x00, 0x00, 0x10,  # software revision
+    ])
+    assert len(frames) == 4  # + status light, current, voltage
+
+
+def test_virtual_hub_applies_power_answers_feedback_and_says_it_in_words():
+    orders = []
+    hub = VirtualHub(on_order=orders.append)
+    assert hub.receive(POWER_50) == [FEEDBACK_A]
+    assert hub.power[0] == 50
+    assert hub.receive(BRAKE) == [FEEDBACK_A]
+    assert (hub.power[0], hub.braked[0]) == (0, True)
+    assert orders == ['motor A power 50', 'motor A brake']
+
+
+def test_virtual_hub_reports_battery_when_updates_are_enabled():
+    assert VirtualHub(battery_pct=87).receive(bytes.fromhex('0500010602')) == [bytes.fromhex('060001060657')]
+
+
+def test_virtual_hub_rejects_power_on_an_empty_port_and_unknown_commands():
+    hub = VirtualHub()
+    assert hub.receive(bytes.fromhex('0800810111510032')) == [bytes.fromhex('0500058106')]
+    assert hub.receive(bytes.fromhex('0500450012')) == [bytes.fromhex('0500054505')]
+
+
+def test_virtual_hub_announces_switch_off():
+    hub = VirtualHub()
+    assert hub.receive(bytes.fromhex('04000201')) == [bytes.fromhex('04000230')]
+    assert hub.disconnect_requested
+
+
+def test_virtual_hub_accepts_several_messages_in_one_write():
+    hub = VirtualHub()
+    assert hub.receive(POWER_50 + BRAKE) == [FEEDBACK_A, FEEDBACK_A]
+
+
+class Recorder:
+    def __init__(self):
+        self.sent: list[tuple[float, bytes]] = []
+        self.received: list[bytes] = []
+        self.events: list[tuple[str, str]] = []
+
+    def trace(self, direction, data):
+        if direction == '>':
+            self.sent.append((time.monotonic(), data))
+        else:
+            self.received.append(data)
+
+
+def make_session(hub, rec, **kw):
+    kw.setdefault('deadman_timeout_s', 0.5)
+    return HubSession(lambda: SimTransport(hub), 0, backend='sim', on_trace=rec.trace,
+                      on_event=lambda level, text: rec.events.append((level, text)), **kw)
+
+
+def test_session_brakes_first_then_drives_and_brakes_on_stop_with_acknowledgement():
+    hub, rec = VirtualHub(), Recorder()
+    session = make_session(hub, rec)
+    session.start()
+    try:
+        assert wait_until(lambda: session.status.connected and session.status.battery_pct == 100, 3.0)
+        session.command(50, source_stamp_ns=time.time_ns())
+        assert wait_until(lambda: hub.power[0] == 50, 2.0)
+        assert session.status.applied_power == 50
+        assert session.status.latency_ms >= 0
+    finally:
+        acknowledged = session.stop()
+    assert acknowledged
+    assert rec.sent[0][1] == BRAKE
+    assert rec.sent[-1][1] == BRAKE
+    assert hub.braked[0] or hub.power[0] == 0
+    assert not session.status.connected
+
+
+def test_session_dead_man_brakes_when_commands_stop():
+    hub, rec = VirtualHub(), Recorder()
+    session = make_session(hub, rec)
+    session.start()
+    try:
+        assert wait_until(lambda: session.status.connected, 3.0)
+        session.command(40)
+        assert wait_until(lambda: hub.power[0] == 40, 2.0)
+        last_command = time.monotonic()
+        assert wait_until(lambda: hub.braked[0], 2.0)
+        braked_at = next(t for t, data in rec.sent if data == BRAKE and t > last_command)
+        assert braked_at - last_command < 0.6
+        assert any('dead-man' in text for _, text in rec.events)
+    finally:
+        session.stop()
+
+
+def test_session_reconnects_after_the_hub_switches_off_and_brakes_first():
+    hub, rec = VirtualHub(), Recorder()
+    session = make_session(hub, rec, backoff_initial_s=0.05, deadman_timeout_s=5.0)
+    session.start()
+    try:
+        assert wait_until(lambda: session.status.connected, 3.0)
+        session.command(30)
+        assert wait_until(lambda: hub.power[0] == 30, 2.0)
+        hub.disconnect_requested = True  # the hub says it will switch off on the next write
+        before = len(rec.sent)
+        session.command(35)
+        assert wait_until(lambda: session.connections == 2 and session.status.connected, 3.0)
+        after_reconnect = [data for _, data in rec.sent[before + 1:]]
+        assert after_reconnect[0] == BRAKE
+        assert wait_until(lambda: hub.power[0] == 35, 2.0)
+    finally:
+        session.stop()
+
+
+def test_session_waits_for_the_motor_and_reports_a_missing_one():
+    hub, rec = VirtualHub(devices={1: IOType.TRAIN_MOTOR}), Recorder()
+    session = make_session(hub, rec, attach_timeout_s=0.2, backoff_initial_s=0.05)
+    session.start()
+    try:
+        assert wait_until(lambda: 'no motor attached to port A' in session.status.last_error, 3.0)
+    finally:
+        session.stop()
