@@ -136,10 +136,13 @@ def test_speed_over_a_limit_after_the_reaction_distance_is_a_violation():
 
 def test_standing_still_three_seconds_at_a_stop_sign_is_a_hold():
     world = _world([{'kind': 'stop', 'at_m': 4.0}])
-    held = _samples([(t / 10, 3.5, 0.0) for t in range(31)] + [(3.2, 4.5, 0.2)])
-    short = _samples([(t / 10, 3.5, 0.0) for t in range(10)] + [(1.1, 4.5, 0.2)])
+    approach = [(-0.1, 3.4, 0.3)]
+    held = _samples(approach + [(t / 10, 3.5, 0.0) for t in range(31)] + [(3.2, 4.5, 0.2)])
+    short = _samples(approach + [(t / 10, 3.5, 0.0) for t in range(10)] + [(1.1, 4.5, 0.2)])
+    never_moved = _samples([(t / 10, 3.5, 0.0) for t in range(40)])
     assert stop_holds(world, held) == (1, 1)
     assert stop_holds(world, short) == (0, 1)
+    assert stop_holds(world, never_moved) == (0, 0)
 
 
 def test_a_train_past_the_edge_did_not_stop_before_the_cliff():

@@ -46,8 +46,8 @@ class Episode:
         self.samples.append(Sample(self.t_s, self.state.position_m, self.state.speed_mps, int(applied_power),
                                    int(commanded_power), bool(brake), int(state), tuple(labels)))
         self.state = dynamics.step(self.world.train, self.state, int(applied_power), self.world.dt_s)
-        self.t_s += self.world.dt_s
         self.frame_index += 1
+        self.t_s = self.frame_index * self.world.dt_s  # no drift from summing dt
         self._check_end()
 
     def _check_end(self) -> None:

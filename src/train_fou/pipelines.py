@@ -1,0 +1,210 @@
+"""The pipelines, once: which nodes each one runs and which parameter files they read.
+
+Both ways of starting the train read this module: the launch files in
+`launch/` (`ros2 launch train_fou train.launch.py` on the Jetson) turn
+`launch_entries()` into `launch_ros` Node actions, and the composition runner
+(`train-fou run/replay/sim`) merges `node_parameters()` into one executor. A
+node's parameters are, in order (later wins, as in ROS): `config/<node>.yaml`,
+the pipeline's fixed overrides, the user's parameter files, then the launch
+arguments (model, hub address, ...). Pure Python: no rclpy, no launch_ros.
+"""
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+
+class PipelineError(Exception):
+    """An unknown pipeline or launch argument."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str
+    description: str
+    nodes: tuple[str, ...]
+    #: fixed parameters per node (e.g. the hub's backend), applied after config/<node>.yaml
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: launch arguments this pipeline accepts, beyond the common ones
+    arguments: tuple[str, ...] = ()
+    #: every node except the simulator runs on /clock (simulated time)
+    sim_time: bool = False
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    default: str
+    description: str
+    #: (node, parameter) the argument sets when not empty; None for namespace/params_file
+    target: tuple[str, str] | None = None
+    kind: type = str
+
+
+#: Launch arguments, shared by the launch files and the CLI. An empty value keeps
+#: the parameter from the files.
+ARGUMENTS: dict[str, Argument] = {a.name: a for a in (
+    Argument('namespace', '', 'namespace for every node (moves all relative topics)'),
+    Argument('params_file', '', 'extra ROS 2 parameter file applied after config/<node>.yaml'),
+    Argument('model', '', 'detector model (.onnx or .engine); empty: config/detector_node.yaml',
+             ('detector_node', 'model_path')),
+    Argument('hub_address', '', 'Bluetooth address of the LEGO hub to connect to',
+             ('hub_node', 'address')),
+    Argument('hub_name', '', 'advertised name of the LEGO hub to connect to', ('hub_node', 'name')),
+    Argument('bag', '', 'bag to replay (rosbag2 directory, .mcap or .db3)', ('bag_player', 'bag_path')),
+    Argument('rate', '', 'replay rate (1.0 = recorded speed)', ('bag_player', 'rate'), float),
+    Argument('scenario', '', 'simulator scenario YAML; empty: config/scenarios/default.yaml',
+             ('track_sim', 'scenario')),
+    Argument('seed', '', 'simulator seed', ('track_sim', 'seed'), int),
+)}
+
+COMMON_ARGUMENTS = ('namespace', 'params_file', 'model')
+
+PIPELINES: dict[str, Pipeline] = {p.name: p for p in (
+    Pipeline('train', 'on the train: USB camera, detector, speed controller, LEGO hub over BLE',
+             ('camera_node', 'detector_node', 'speed_controller', 'hub_node'),
+             overrides={'hub_node': {'backend': 'ble'}},
+             arguments=('hub_address', 'hub_name')),
+    Pipeline('replay', 'a bag as the camera, the whole pipeline, a simulated hub',
+             ('bag_player', 'detector_node', 'speed_controller', 'hub_node'),
+             overrides={'hub_node': {'backend': 'sim'}},
+             arguments=('bag', 'rate')),
+    Pipeline('sim', 'the closed-loop virtual track drives the pipeline on simulated time',
+             ('track_sim', 'detector_node', 'speed_controller', 'hub_node'),
+             overrides={'hub_node': {'backend': 'sim'}, 'track_sim': {'lockstep': True}},
+             arguments=('scenario', 'seed'), sim_time=True),
+    Pipeline('core', 'detector, controller and hub, fed by any camera/image_raw publisher',
+             ('detector_node', 'speed_controller', 'hub_node')),
+)}
+
+#: The node that publishes /clock in a sim_time pipeline (it runs on wall time itself).
+CLOCK_NODE = 'track_sim'
+
+
+def pipeline(name: str) -> Pipeline:
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise PipelineError(f'unknown pipeline `{name}`; known: {", ".join(PIPELINES)}') from None
+
+
+def config_file(node: str, share: pathlib.Path | None = None) -> pathlib.Path:
+    """config/<node>.yaml in the package's share directory."""
+    if share is None:
+        from train_fou.paths import share_dir
+        share = share_dir()
+    return share / 'config' / f'{node}.yaml'
+
+
+def fixed_parameters(p: Pipeline, node: str) -> dict[str, Any]:
+    """The pipeline's own overrides for `node`, use_sim_time included."""
+    values = dict(p.overrides.get(node, {}))
+    if p.sim_time and node != CLOCK_NODE:
+        values['use_sim_time'] = True
+    return values
+
+
+def argument_parameters(p: Pipeline, node: str, args: Mapping[str, str]) -> dict[str, Any]:
+    """Parameters that non-empty launch arguments set on `node`."""
+    allowed = set(COMMON_ARGUMENTS) | set(p.arguments)
+    values: dict[str, Any] = {}
+    for name, raw in args.items():
+        if name not in ARGUMENTS:
+            raise PipelineError(f'unknown argument `{name}`; known: {", ".join(ARGUMENTS)}')
+        arg = ARGUMENTS[name]
+        if raw in ('', None) or arg.target is None or arg.target[0] != node or name not in allowed:
+            continue
+        try:
+            values[arg.target[1]] = arg.kind(raw)
+        except ValueError as err:
+            raise PipelineError(f'argument `{name}`: {raw!r} is not a {arg.kind.__name__}') from err
+    return values
+
+
+@dataclass(frozen=True)
+class LaunchEntry:
+    """One node as a launch file starts it: executable, name and its `parameters=` list."""
+    executable: str
+    name: str
+    parameters: tuple[Any, ...]   #: parameter file paths (str) and dicts, in order
+
+
+def _layers(p: Pipeline, node: str, args: Mapping[str, str], files: Sequence[str],
+            share: pathlib.Path | None) -> list[Any]:
+    """Parameter sources of `node`, lowest precedence first: paths (str) and dicts."""
+    layers: list[Any] = []
+    default = config_file(node, share)
+    if default.is_file():
+        layers.append(str(default))
+    fixed = fixed_parameters(p, node)
+    if fixed:
+        layers.append(fixed)
+    layers.extend(str(f) for f in files)
+    from_args = argument_parameters(p, node, args)
+    if from_args:
+        layers.append(from_args)
+    return layers
+
+
+def _user_files(args: Mapping[str, str], extra_files: Sequence[str | pathlib.Path]) -> list[str]:
+    files = [str(args['params_file'])] if args.get('params_file') else []
+    return files + [str(f) for f in extra_files]
+
+
+def launch_entries(name: str, args: Mapping[str, str] | None = None,
+                   share: pathlib.Path | None = None) -> list[LaunchEntry]:
+    """What `ros2 launch train_fou <name>.launch.py` starts, in launch_ros terms."""
+    p = pipeline(name)
+    args = dict(args or {})
+    files = _user_files(args, ())
+    return [LaunchEntry(executable=node, name=node, parameters=tuple(_layers(p, node, args, files, share)))
+            for node in p.nodes]
+
+
+def node_parameters(name: str, args: Mapping[str, str] | None = None,
+                    extra_files: Sequence[str | pathlib.Path] = (),
+                    share: pathlib.Path | None = None) -> dict[str, dict[str, Any]]:
+    """{node: {parameter: value}} for the composition runner, merged as launch_ros merges."""
+    from train_fou.params import load_params_file, params_for_node
+
+    p = pipeline(name)
+    args = dict(args or {})
+    files = _user_files(args, extra_files)
+    loaded: dict[str, dict] = {}
+    merged: dict[str, dict[str, Any]] = {}
+    for node in p.nodes:
+        values: dict[str, Any] = {}
+        for layer in _layers(p, node, args, files, share):
+            if isinstance(layer, Mapping):
+                values.update(layer)
+            else:
+                if layer not in loaded:
+                    loaded[layer] = load_params_file(layer)
+                values.update(params_for_node([loaded[layer]], node))
+        merged[node] = values
+    return merged
+
+
+def launch_description(name: str):
+    """The launch_ros LaunchDescription of pipeline `name` (used by launch/<name>.launch.py).
+
+    Arguments are declared from ARGUMENTS; the nodes are built at launch time
+    from `launch_entries()`, so ros2 launch and the runner start the same thing.
+    """
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+
+    p = pipeline(name)
+    names = COMMON_ARGUMENTS + p.arguments
+    declared = [DeclareLaunchArgument(n, default_value=ARGUMENTS[n].default,
+                                      description=ARGUMENTS[n].description) for n in names]
+
+    def nodes(context, *_args, **_kwargs):
+        from launch_ros.actions import Node
+        values = {n: context.launch_configurations.get(n, ARGUMENTS[n].default) for n in names}
+        return [Node(package='train_fou', executable=e.executable, name=e.name,
+                     namespace=values['namespace'], parameters=list(e.parameters), output='screen')
+                for e in launch_entries(name, values)]
+
+    return LaunchDescription([*declared, OpaqueFunction(function=nodes)])

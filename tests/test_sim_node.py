@@ -1,0 +1,106 @@
+"""track_sim over real DDS: lockstep with a scripted detector and controller (no model needed)."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from conftest import wait_until
+from train_fou import qos
+from train_fou.msg import SignDetectionArray, SpeedCommand
+from train_fou.nodes.runner import build_parameters
+from train_fou.nodes.track_sim import TrackSim
+
+SCENARIO = """
+name: short
+fps: 10
+max_time_s: 20
+end_still_s: 1.0
+track: {length_m: 2.0}
+train: {max_speed_mps: 1.0, motor_lag_s: 0.2}
+signs: {placed: [{kind: stop, at_m: 1.5}], distractors: 0}
+"""
+
+
+class ScriptedPipeline(Node):
+    """Answers every frame like detector + controller would: detections, then a command."""
+
+    def __init__(self, context, power: int, delay_s: float = 0.0):
+        super().__init__('scripted_pipeline', context=context)
+        self.power, self.delay_s = power, delay_s
+        self.stamps: list[int] = []
+        self.clock_ns: list[int] = []
+        self._det = self.create_publisher(SignDetectionArray, 'signs/detections', qos.RELIABLE)
+        self._cmd = self.create_publisher(SpeedCommand, 'train/speed_command', qos.RELIABLE)
+        self.create_subscription(Image, 'camera/image_raw', self._on_image, qos.NEWEST_FRAME)
+        self.create_subscription(Clock, '/clock', lambda m: self.clock_ns.append(
+            m.clock.sec * 10**9 + m.clock.nanosec), qos.NEWEST_FRAME)
+
+    def _on_image(self, msg: Image) -> None:
+        if self.delay_s:  # a slow machine: answer later, from another thread
+            threading.Timer(self.delay_s, self._answer, args=(msg,)).start()
+        else:
+            self._answer(msg)
+
+    def _answer(self, msg: Image) -> None:
+        self.stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+        self._det.publish(SignDetectionArray(header=msg.header, image_width=msg.width, image_height=msg.height))
+        self._cmd.publish(SpeedCommand(header=msg.header, source_stamp=msg.header.stamp, power=self.power,
+                                       state=SpeedCommand.CRUISE, reason='scripted'))
+
+
+def run_sim(ros_context, scenario_file, power: int, delay_s: float = 0.0):
+    sim = TrackSim(context=ros_context, parameter_overrides=build_parameters(
+        {'scenario': str(scenario_file), 'seed': 3, 'retry_s': 2.0}))
+    pipeline = ScriptedPipeline(ros_context, power, delay_s)
+    results = []
+    listener = Node('result_listener', context=ros_context)
+    listener.create_subscription(String, 'sim/result', lambda m: results.append(json.loads(m.data)), qos.LATCHED)
+    executor = MultiThreadedExecutor(context=ros_context)
+    for node in (sim, pipeline, listener):
+        executor.add_node(node)
+    try:
+        assert wait_until(lambda: bool(results), 60.0, spin=lambda s: executor.spin_once(timeout_sec=s))
+        return sim, pipeline, results[0]
+    finally:
+        executor.shutdown()
+        for node in (sim, pipeline, listener):
+            node.destroy_node()
+
+
+@pytest.fixture
+def scenario_file(tmp_path):
+    path = tmp_path / 'short.yaml'
+    path.write_text(SCENARIO)
+    return path
+
+
+def test_lockstep_train_at_full_power_runs_off_the_cliff(ros_context, scenario_file):
+    sim, pipeline, result = run_sim(ros_context, scenario_file, power=100)
+    assert result['end_reason'] == 'fell' and result['stopped_before_cliff'] is False
+    assert result['unanswered_frames'] == 0
+    # one answered frame per 100 ms of simulated time, stamps strictly increasing
+    steps = sorted(set(pipeline.stamps))
+    assert [b - a for a, b in zip(steps, steps[1:])] == [100_000_000] * (len(steps) - 1)
+    assert pipeline.clock_ns and pipeline.clock_ns[-1] >= steps[-1]
+    assert sim.log[-1].detections == [] and sim.log[-1].command_power == 100
+
+
+def test_unpowered_train_times_out_and_the_result_is_latched(ros_context, scenario_file):
+    _sim, _pipeline, result = run_sim(ros_context, scenario_file, power=0)
+    # power 0 from standstill: the train never moves, so the run can only end by timeout
+    assert result['end_reason'] == 'timeout' and result['margin_m'] == pytest.approx(2.0)
+
+
+def test_lockstep_results_do_not_depend_on_how_fast_the_pipeline_answers(ros_context, scenario_file):
+    fast_sim, _, fast = run_sim(ros_context, scenario_file, power=40)
+    slow_sim, _, slow = run_sim(ros_context, scenario_file, power=40, delay_s=0.03)
+    assert fast == slow
+    assert [e.position_m for e in fast_sim.log] == [e.position_m for e in slow_sim.log]
