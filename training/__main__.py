@@ -1,0 +1,211 @@
+"""`python -m training COMMAND ...`: the training workspace's command line (the only place that prints).
+
+Commands:
+  synth               generate a synthetic YOLO dataset (+ preview grid)
+  import-yolo         copy a YOLO dataset with its classes mapped onto the model classes
+  import-labelstudio  convert a Label Studio JSON export (rectangles in percent)
+  train               config -> data -> ultralytics training -> models/<name>.onnx + .json -> evaluation
+  export              weights (.pt) -> models/<name>.onnx + .json
+  evaluate            mAP50 / mAP50-95 per class of an ONNX model on a YOLO split (+ confusion matrix PNG)
+  engine              ONNX -> TensorRT engine (FP16 / INT8), on the Jetson
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from training import config as config_mod
+from training.dataset import DatasetError, load_mapping
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _cmd_synth(args) -> int:
+    from training.synth import SynthConfig, generate_dataset, preview_grid  # noqa: PLC0415
+    counts = {'train': args.train, 'val': args.val, 'test': args.test}
+    start = time.monotonic()
+    labels = generate_dataset(args.out, counts, seed=args.seed, cfg=SynthConfig(), workers=args.workers)
+    png = preview_grid(args.out, pathlib.Path(args.out) / 'preview.png')
+    print(json.dumps({'out': str(args.out), 'images': counts, 'labels': labels, 'preview': str(png),
+                      'seconds': round(time.monotonic() - start, 1)}))
+    return 0
+
+
+def _names():
+    from train_fou.render.signs import CLASS_NAMES  # noqa: PLC0415
+    return list(CLASS_NAMES)
+
+
+def _cmd_import_yolo(args) -> int:
+    from training.dataset import import_yolo  # noqa: PLC0415
+    counts = import_yolo(args.src, args.out, load_mapping(args.map), _names(), args.val_fraction, args.test_fraction)
+    print(json.dumps({'out': str(args.out), 'images': counts}))
+    return 0
+
+
+def _cmd_import_labelstudio(args) -> int:
+    from training.dataset import import_labelstudio  # noqa: PLC0415
+    counts = import_labelstudio(args.export, args.images, args.out, load_mapping(args.map), _names(),
+                                args.val_fraction, args.test_fraction)
+    print(json.dumps({'out': str(args.out), 'images': counts}))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from training.export import copy_weights, export_onnx  # noqa: PLC0415
+    from training.train import DATASETS_DIR, prepare_data, train  # noqa: PLC0415
+    cfg = config_mod.load(args.config)
+    workdir = pathlib.Path(args.workdir) if args.workdir else DATASETS_DIR / cfg['name']
+    t0 = time.monotonic()
+    data_yaml, data_hash = prepare_data(cfg, workdir, workers=args.gen_workers)
+    gen_s = time.monotonic() - t0
+    print(f'data ready in {gen_s:.0f} s: {data_yaml} (hash {data_hash[:12]})', flush=True)
+    best, train_s = train(cfg, data_yaml, device=args.device)
+    out_dir = pathlib.Path(args.out_dir)
+    name = args.model_name or cfg['name']
+    copy_weights(best, pathlib.Path(__file__).resolve().parent / 'runs' / cfg['name'] / f'{name}.pt')
+    training = {
+        'config': cfg, 'config_file': str(pathlib.Path(args.config)),
+        'command': ' '.join(['python -m training'] + sys.argv[1:]),
+        'train_seconds': round(train_s), 'data_seconds': round(gen_s),
+        'weights': str(best.relative_to(ROOT)) if best.is_relative_to(ROOT) else str(best),
+        **_versions(),
+    }
+    onnx_path, json_path = export_onnx(best, out_dir, name, cfg['imgsz'], cfg['opset'], data_hash, training,
+                                       cfg['conf_threshold'], cfg['iou_threshold'])
+    print(f'exported {onnx_path} and {json_path}', flush=True)
+    if not args.no_eval:
+        return _evaluate(onnx_path, workdir / 'synth' if cfg['data'].get('synth') else pathlib.Path(cfg['data']['real'][0]),
+                         'test', out_dir / f'{name}_eval' if args.eval_dir is None else pathlib.Path(args.eval_dir))
+    return 0
+
+
+def _versions() -> dict:
+    import torch  # noqa: PLC0415
+    import ultralytics  # noqa: PLC0415
+    return {'ultralytics': ultralytics.__version__, 'torch': torch.__version__}
+
+
+def _cmd_export(args) -> int:
+    from training.export import export_onnx  # noqa: PLC0415
+    from training.dataset import dataset_hash  # noqa: PLC0415
+    cfg = config_mod.load(args.config)
+    data_hash = dataset_hash(args.data) if args.data else 'unknown'
+    training = {'config': cfg, 'config_file': str(args.config), 'weights': str(args.weights), **_versions()}
+    onnx_path, json_path = export_onnx(pathlib.Path(args.weights), pathlib.Path(args.out_dir),
+                                       args.model_name or cfg['name'], cfg['imgsz'], cfg['opset'], data_hash,
+                                       training, cfg['conf_threshold'], cfg['iou_threshold'])
+    print(json.dumps({'onnx': str(onnx_path), 'metadata': str(json_path)}))
+    return 0
+
+
+def _evaluate(model: pathlib.Path, data: pathlib.Path, split: str, out: pathlib.Path | None,
+              conf: float = 0.001, max_images: int | None = None) -> int:
+    from training.evaluate import evaluate_model  # noqa: PLC0415
+    report = evaluate_model(model, data, split, out_dir=out, conf_threshold=conf, max_images=max_images)
+    print(json.dumps(report))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    return _evaluate(pathlib.Path(args.model), pathlib.Path(args.data), args.split,
+                     pathlib.Path(args.out) if args.out else None, args.conf, args.max_images)
+
+
+def _cmd_engine(args) -> int:
+    from training.engine import EngineOptions, build_engine  # noqa: PLC0415
+    opts = EngineOptions(onnx=pathlib.Path(args.onnx), out=pathlib.Path(args.out) if args.out else None,
+                         precision=args.precision, calib_images=pathlib.Path(args.calib) if args.calib else None,
+                         calib_batches=args.calib_batches, calib_batch_size=args.calib_batch_size,
+                         workspace_mib=args.workspace_mib)
+    result = build_engine(opts)
+    print(json.dumps(result))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='python -m training', description=__doc__.split('\n')[0])
+    sub = p.add_subparsers(dest='command', required=True)
+
+    s = sub.add_parser('synth', help='generate a synthetic YOLO dataset')
+    s.add_argument('out', type=pathlib.Path)
+    s.add_argument('--train', type=int, default=200)
+    s.add_argument('--val', type=int, default=40)
+    s.add_argument('--test', type=int, default=40)
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--workers', type=int, default=1)
+    s.set_defaults(func=_cmd_synth)
+
+    for cmd, func in (('import-yolo', _cmd_import_yolo), ('import-labelstudio', _cmd_import_labelstudio)):
+        s = sub.add_parser(cmd, help=f'{cmd.replace("-", " ")} of real labelled photos')
+        if cmd == 'import-yolo':
+            s.add_argument('src', type=pathlib.Path, help='YOLO dataset directory (data.yaml or classes.txt)')
+        else:
+            s.add_argument('export', type=pathlib.Path, help='Label Studio JSON or JSON-MIN export')
+            s.add_argument('--images', type=pathlib.Path, required=True, help='folder holding the exported images')
+        s.add_argument('out', type=pathlib.Path)
+        s.add_argument('--map', help='class mapping: YAML file or inline "their=speed_limit_30,bus=" (empty = drop)')
+        s.add_argument('--val-fraction', type=float, default=0.15)
+        s.add_argument('--test-fraction', type=float, default=0.15)
+        s.set_defaults(func=func)
+
+    s = sub.add_parser('train', help='train a config and export it')
+    s.add_argument('config', type=pathlib.Path)
+    s.add_argument('--workdir', help='dataset working directory (default training/datasets/<name>)')
+    s.add_argument('--out-dir', default=str(ROOT / 'models'))
+    s.add_argument('--model-name', help='file stem of the exported model (default: the config name)')
+    s.add_argument('--device', default='cpu')
+    s.add_argument('--gen-workers', type=int, default=1)
+    s.add_argument('--no-eval', action='store_true')
+    s.add_argument('--eval-dir', help='where the evaluation report and confusion matrix go')
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser('export', help='export weights to ONNX + metadata')
+    s.add_argument('weights', type=pathlib.Path)
+    s.add_argument('--config', type=pathlib.Path, required=True)
+    s.add_argument('--data', type=pathlib.Path, help='dataset root, for the data hash')
+    s.add_argument('--out-dir', default=str(ROOT / 'models'))
+    s.add_argument('--model-name')
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser('evaluate', help='mAP of an ONNX model on a YOLO dataset split')
+    s.add_argument('model', type=pathlib.Path)
+    s.add_argument('data', type=pathlib.Path, help='YOLO dataset root (images/<split>, labels/<split>)')
+    s.add_argument('--split', default='test')
+    s.add_argument('--out', help='folder for report.json and confusion_matrix.png')
+    s.add_argument('--conf', type=float, default=0.001, help='score threshold for mAP (low, as usual)')
+    s.add_argument('--max-images', type=int)
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser('engine', help='build a TensorRT engine (on the target GPU)')
+    s.add_argument('onnx', type=pathlib.Path)
+    s.add_argument('--out', help='engine path (default: next to the ONNX, <stem>.<precision>.engine)')
+    s.add_argument('--precision', choices=('fp16', 'int8', 'fp32'), default='fp16')
+    s.add_argument('--calib', help='folder of images for INT8 calibration (e.g. a dataset images/val)')
+    s.add_argument('--calib-batches', type=int, default=32)
+    s.add_argument('--calib-batch-size', type=int, default=8)
+    s.add_argument('--workspace-mib', type=int, default=1024)
+    s.set_defaults(func=_cmd_engine)
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    from training.config import ConfigError  # noqa: PLC0415
+    try:
+        return args.func(args)
+    except (ConfigError, DatasetError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # TrainError, ExportError, EngineError, EvaluationError
+        if type(err).__name__.endswith('Error') and type(err).__module__.startswith('training'):
+            print(f'error: {err}', file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Training configuration: a small commented YAML file (training/configs/*.yaml), validated here."""
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A training config that is missing a key or has a value of the wrong kind."""
+
+
+#: key -> (type(s), check, what the check means)
+_SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
+    'name': ((str,), lambda v: v.replace('_', '').replace('-', '').isalnum(), 'letters, digits, - and _'),
+    'model': ((str,), lambda v: v.endswith(('.yaml', '.pt')), 'an ultralytics model YAML or a .pt'),
+    'imgsz': ((int,), lambda v: 32 <= v <= 1280 and v % 32 == 0, 'a multiple of 32 in [32, 1280]'),
+    'epochs': ((int,), lambda v: v >= 1, '>= 1'),
+    'batch': ((int,), lambda v: v >= 1, '>= 1'),
+    'optimizer': ((str,), lambda v: v in ('SGD', 'Adam', 'AdamW', 'auto'), 'SGD, Adam, AdamW or auto'),
+    'lr0': ((int, float), lambda v: 0 < v < 1, 'in (0, 1)'),
+    'cos_lr': ((bool,), lambda v: True, 'true/false'),
+    'warmup_epochs': ((int, float), lambda v: v >= 0, '>= 0'),
+    'patience': ((int,), lambda v: v >= 1, '>= 1'),
+    'close_mosaic': ((int,), lambda v: v >= 0, '>= 0'),
+    'workers': ((int,), lambda v: v >= 0, '>= 0'),
+    'fliplr': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'mosaic': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'scale': ((int, float), lambda v: 0 <= v < 1, 'in [0, 1)'),
+    'translate': ((int, float), lambda v: 0 <= v < 1, 'in [0, 1)'),
+    'degrees': ((int, float), lambda v: 0 <= v <= 180, 'in [0, 180]'),
+    'hsv_h': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'hsv_s': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'hsv_v': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'opset': ((int,), lambda v: 11 <= v <= 21, 'in [11, 21]'),
+    'conf_threshold': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+    'iou_threshold': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
+}
+
+#: config keys passed straight to ultralytics' train()
+ULTRALYTICS_KEYS = ('imgsz', 'epochs', 'batch', 'optimizer', 'lr0', 'cos_lr', 'warmup_epochs', 'patience',
+                    'close_mosaic', 'workers', 'fliplr', 'mosaic', 'scale', 'translate', 'degrees',
+                    'hsv_h', 'hsv_s', 'hsv_v', 'time')
+
+
+def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
+    """The config as a plain dict; ConfigError names the file, the key and what is expected."""
+    if not isinstance(cfg, Mapping):
+        raise ConfigError(f'{where}: expected a mapping, got {type(cfg).__name__}')
+    out = dict(cfg)
+    for key, (types, check, meaning) in _SCHEMA.items():
+        if key not in out:
+            raise ConfigError(f'{where}: missing key `{key}` ({meaning})')
+        value = out[key]
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types) or not check(value):
+            raise ConfigError(f'{where}: `{key}` must be {meaning}, got {value!r}')
+    hours = out.get('time')
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0):
+        raise ConfigError(f'{where}: `time` must be null or a number of hours > 0, got {hours!r}')
+    weights = out.get('weights')
+    if weights is not None and not (isinstance(weights, str) and weights.endswith('.pt')):
+        raise ConfigError(f'{where}: `weights` must be null or a local .pt file, got {weights!r}')
+    data = out.get('data')
+    if not isinstance(data, Mapping):
+        raise ConfigError(f'{where}: `data` must be a mapping with `synth` and/or `real`')
+    synth = data.get('synth')
+    if synth is not None:
+        if not isinstance(synth, Mapping):
+            raise ConfigError(f'{where}: `data.synth` must be a mapping (seed, train, val, test)')
+        for key in ('seed', 'train', 'val', 'test'):
+            value = synth.get(key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f'{where}: `data.synth.{key}` must be an integer >= 0, got {value!r}')
+    real = data.get('real') or []
+    if not isinstance(real, list) or not all(isinstance(r, str) for r in real):
+        raise ConfigError(f'{where}: `data.real` must be a list of YOLO dataset directories')
+    if synth is None and not real:
+        raise ConfigError(f'{where}: `data` names no dataset (neither synth nor real)')
+    return out
+
+
+def load(path: str | pathlib.Path) -> dict[str, Any]:
+    path = pathlib.Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f'cannot read config {path}: {err.strerror}') from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f'{path}: invalid YAML: {err}') from err
+    return validate(raw, str(path))

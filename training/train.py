@@ -1,0 +1,108 @@
+"""Prepare the data of a config and train it with ultralytics, offline (training venv only: imports torch)."""
+from __future__ import annotations
+
+import json
+import pathlib
+import shutil
+import time
+from typing import Any, Mapping
+
+import yaml
+
+from train_fou.render.signs import CLASS_NAMES
+from training import config as config_mod
+from training.dataset import SPLITS, dataset_hash, load_names, write_data_yaml
+from training.offline import RUNS_DIR, offline
+from training.synth import SynthConfig, generate_dataset
+
+DATASETS_DIR = pathlib.Path(__file__).resolve().parent / 'datasets'
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or did not produce weights."""
+
+
+def prepare_synth(synth: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
+    """Generate the synthetic dataset unless `out` already holds one made with the same parameters."""
+    out = pathlib.Path(out)
+    stamp = out / 'synth.json'
+    wanted = {'seed': synth['seed'], 'counts': {s: synth[s] for s in SPLITS}}
+    if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    generate_dataset(out, wanted['counts'], seed=wanted['seed'], cfg=SynthConfig(), workers=workers)
+    stamp.write_text(json.dumps(wanted))
+    return out
+
+
+def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1) -> tuple[pathlib.Path, str]:
+    """data.yaml training on synth + real train splits, validating on their val splits; and its data hash.
+
+    The test split stays out of training and is what `evaluate` reports.
+    """
+    workdir = pathlib.Path(workdir)
+    roots = []
+    if cfg['data'].get('synth') is not None:
+        roots.append(prepare_synth(cfg['data']['synth'], workdir / 'synth', workers))
+    for real in cfg['data'].get('real') or []:
+        root = pathlib.Path(real).resolve()
+        names = load_names(root)
+        if list(names) != list(CLASS_NAMES):
+            raise TrainError(f'{root}: classes {names} differ from the model classes {list(CLASS_NAMES)}; '
+                             f'import it with a class mapping first')
+        roots.append(root)
+    combined = {
+        'path': str(workdir.resolve()),
+        'train': [str(r / 'images' / 'train') for r in roots],
+        'val': [str(r / 'images' / 'val') for r in roots if any((r / 'images' / 'val').glob('*'))],
+        'test': [str(r / 'images' / 'test') for r in roots if any((r / 'images' / 'test').glob('*'))],
+        'names': {i: n for i, n in enumerate(CLASS_NAMES)},
+    }
+    digest = dataset_hash_many(roots)
+    combined['data_hash'] = digest
+    data_yaml = workdir / 'data.yaml'
+    data_yaml.write_text(yaml.safe_dump(combined, sort_keys=False))
+    return data_yaml, digest
+
+
+def dataset_hash_many(roots) -> str:
+    import hashlib  # noqa: PLC0415
+    if len(roots) == 1:
+        return dataset_hash(roots[0])
+    digest = hashlib.sha256()
+    for root in roots:
+        digest.update(dataset_hash(root).encode())
+    return digest.hexdigest()
+
+
+def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None = None,
+          device: str = 'cpu') -> tuple[pathlib.Path, float]:
+    """Train; returns (best.pt, seconds). The run directory is training/runs/<name>."""
+    offline()
+    from ultralytics import YOLO  # noqa: PLC0415 (after offline())
+
+    weights = cfg.get('weights')
+    if weights is not None and not pathlib.Path(weights).is_file():
+        raise TrainError(f'weights {weights} not found (only local weights are used, nothing is downloaded)')
+    model_ref = pathlib.Path(cfg['model'])
+    if not model_ref.is_absolute() and (ROOT / model_ref).is_file():
+        model_ref = ROOT / model_ref   # a project file; otherwise a YAML shipped with ultralytics
+    model = YOLO(str(model_ref))
+    if weights is not None:
+        model = model.load(weights)
+    args = {k: cfg[k] for k in config_mod.ULTRALYTICS_KEYS if cfg.get(k) is not None}
+    name = run_name or cfg['name']
+    start = time.monotonic()
+    model.train(data=str(data_yaml), project=str(RUNS_DIR), name=name, exist_ok=True, device=device,
+                pretrained=False, amp=False, plots=False, val=True, seed=0, deterministic=False,
+                verbose=True, **args)
+    seconds = time.monotonic() - start
+    best = RUNS_DIR / name / 'weights' / 'best.pt'
+    if not best.is_file():
+        best = RUNS_DIR / name / 'weights' / 'last.pt'
+    if not best.is_file():
+        raise TrainError(f'training finished without weights in {RUNS_DIR / name / "weights"}')
+    (RUNS_DIR / name / 'train_fou_config.yaml').write_text(yaml.safe_dump(dict(cfg), sort_keys=False))
+    return best, seconds
