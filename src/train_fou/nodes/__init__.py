@@ -12,6 +12,7 @@ import importlib
 #: node executable name -> "module:Class". Plugin table, not an if-chain.
 NODE_CLASSES: dict[str, str] = {
     'track_sim': 'train_fou.nodes.track_sim:TrackSim',
+    'camera_node': 'train_fou.nodes.camera_node:CameraNode',
     'detector_node': 'train_fou.nodes.detector_node:DetectorNode',
     'bag_player': 'train_fou.nodes.bag_player:BagPlayer',
 }
