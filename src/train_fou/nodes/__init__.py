@@ -15,6 +15,8 @@ NODE_CLASSES: dict[str, str] = {
     'camera_node': 'train_fou.nodes.camera_node:CameraNode',
     'detector_node': 'train_fou.nodes.detector_node:DetectorNode',
     'bag_player': 'train_fou.nodes.bag_player:BagPlayer',
+    'speed_controller': 'train_fou.nodes.speed_controller:SpeedControllerNode',
+    'hub_node': 'train_fou.nodes.hub_node:HubNode',
 }
 
 

@@ -1,0 +1,138 @@
+"""hub_node: train/speed_command in, LEGO hub motor out, hub/state published (SPEC §6).
+
+A thin adapter over train_fou.hub.HubSession, whose asyncio loop runs in a
+thread owned by this node. Backends: `sim` (an in-process virtual City hub,
+the default) and `ble` (bleak). The session brakes on the dead-man, on every
+reconnect and in `on_shutdown()` (brake written and acknowledged before it
+disconnects); the runner calls `on_shutdown()` on SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
+from rclpy.node import Node
+
+from train_fou import qos
+from train_fou.hub import HubSession, HubStatus, SimTransport, VirtualHub
+from train_fou.lwp3.bytecodes import port_from_name, port_name
+from train_fou.msg import HubState, SpeedCommand
+
+BACKENDS = ('sim', 'ble')
+
+
+def _text(description: str, read_only: bool = True) -> ParameterDescriptor:
+    return ParameterDescriptor(type=ParameterType.PARAMETER_STRING, description=description, read_only=read_only)
+
+
+def _number(description: str, low: float, high: float, read_only: bool = False) -> ParameterDescriptor:
+    return ParameterDescriptor(type=ParameterType.PARAMETER_DOUBLE, description=description, read_only=read_only,
+                               floating_point_range=[FloatingPointRange(from_value=low, to_value=high)])
+
+
+class HubNode(Node):
+    """Drive the train motor from train/speed_command; publish hub/state."""
+
+    def __init__(self, ble_classes: tuple[type, type] | None = None, **kwargs: Any) -> None:
+        """`ble_classes`: (scanner, client) stand-ins for bleak's BleakScanner/BleakClient (tests)."""
+        super().__init__('hub_node', **kwargs)
+        backend = self.declare_parameter('backend', 'sim', _text('sim (virtual hub) or ble (LEGO hub)')).value
+        name = self.declare_parameter('hub_name', '', _text('advertised name of the hub to connect to')).value
+        address = self.declare_parameter('hub_address', '', _text('BLE address of the hub (or its name)')).value
+        port_text = self.declare_parameter('port', 'A', _text('motor port: A, B, C or D')).value
+        deadman = self.declare_parameter(
+            'deadman_timeout_s', 0.5, _number('brake when no speed command came for this long', 0.1, 5.0)).value
+        rate = self.declare_parameter('state_rate_hz', 10.0, _number('hub/state period rate', 5.0, 50.0, True)).value
+        scan_s = self.declare_parameter('scan_timeout_s', 10.0, _number('BLE scan time', 1.0, 120.0, True)).value
+        ack_s = self.declare_parameter(
+            'ack_timeout_s', 1.0, _number('wait this long for the brake acknowledgement', 0.1, 10.0, True)).value
+        backoff_s = self.declare_parameter(
+            'reconnect_backoff_max_s', 8.0, _number('longest wait between reconnects', 0.5, 120.0, True)).value
+        if backend not in BACKENDS:
+            raise ValueError(f'hub_node: backend {backend!r} is not supported; use one of {", ".join(BACKENDS)}')
+        try:
+            port = port_from_name(port_text)
+        except ValueError as err:
+            raise ValueError(f'hub_node: {err}') from None
+
+        self.virtual_hub: VirtualHub | None = None
+        if backend == 'sim':
+            self.virtual_hub = VirtualHub(on_order=lambda text: self.get_logger().info(f'sim hub: {text}'))
+            hub = self.virtual_hub
+            factory = lambda: SimTransport(hub)  # noqa: E731
+        else:
+            from train_fou.hub.ble import BleTransport
+            scanner_cls, client_cls = ble_classes or (None, None)
+            factory = lambda: BleTransport(name, address, scan_s, scanner_cls, client_cls)  # noqa: E731
+
+        self._lock = threading.Lock()
+        self._closed = False
+        self._stopped = False
+        self._state_pub = self.create_publisher(HubState, 'hub/state', qos.LATCHED)
+        self.create_subscription(SpeedCommand, 'train/speed_command', self._on_command, qos.RELIABLE)
+        self.create_timer(1.0 / rate, self._publish_periodic)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.session = HubSession(
+            factory, port, backend=backend, deadman_timeout_s=deadman, ack_timeout_s=ack_s,
+            backoff_max_s=backoff_s, connect_timeout_s=scan_s + 30.0,
+            on_status=self._publish, on_event=self._log_event,
+            wall_clock_ns=lambda: self.get_clock().now().nanoseconds)
+        self._publish(self.session.status)
+        self.session.start()
+        target = name or address or 'the virtual hub'
+        self.get_logger().info(f'{backend} backend: driving port {port_name(port)} of {target}')
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            if p.name == 'deadman_timeout_s':
+                self.session.deadman_timeout_s = float(p.value)
+        return SetParametersResult(successful=True)
+
+    def _log_event(self, level: str, text: str) -> None:
+        logger = self.get_logger()
+        {'error': logger.error, 'warn': logger.warning}.get(level, logger.info)(text)
+
+    def _on_command(self, msg: SpeedCommand) -> None:
+        stamp_ns = int(msg.source_stamp.sec) * 1_000_000_000 + int(msg.source_stamp.nanosec)
+        self.session.command(int(msg.power), bool(msg.brake), stamp_ns)
+
+    def _publish(self, status: HubStatus) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            msg = HubState()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.connected = status.connected
+            msg.name = status.name
+            msg.address = status.address
+            msg.hub_kind = int(status.kind) & 0xFF
+            msg.battery_percent = max(-1, min(100, int(status.battery_pct)))
+            msg.rssi = max(-32768, min(32767, int(status.rssi)))
+            msg.applied_power = int(status.applied_power)
+            msg.command_latency_ms = float(status.latency_ms)
+            msg.backend = status.backend
+            msg.last_error = status.last_error
+            self._state_pub.publish(msg)
+
+    def _publish_periodic(self) -> None:
+        self._publish(self.session.status)
+
+    def on_shutdown(self) -> bool:
+        """Brake, wait for the hub's acknowledgement, disconnect. True when the hub acknowledged."""
+        if self._stopped:
+            return False
+        self._stopped = True
+        acknowledged = self.session.stop()
+        self._publish(self.session.status)
+        if acknowledged:
+            self.get_logger().info('shutdown: brake acknowledged, disconnected')
+        else:
+            self.get_logger().warning('shutdown: no acknowledged brake (hub not connected or not answering)')
+        return acknowledged
+
+    def destroy_node(self) -> None:
+        self.on_shutdown()
+        with self._lock:
+            self._closed = True
+        super().destroy_node()

@@ -1,0 +1,177 @@
+"""speed_controller on a real executor and real DDS: fail-safe, signs, services, parameters."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import wait_until
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
+
+from train_fou import qos
+from train_fou.msg import SignDetection, SignDetectionArray, SpeedCommand
+from train_fou.nodes.speed_controller import SpeedControllerNode
+
+
+class Bench(Node):
+    """Plays the detector (a frame every 50 ms while `signs` is not None) and records commands."""
+
+    def __init__(self, context):
+        super().__init__('speed_controller_bench', context=context)
+        self.pub = self.create_publisher(SignDetectionArray, 'signs/detections', qos.RELIABLE)
+        self.commands: list[tuple[float, SpeedCommand]] = []
+        self.create_subscription(SpeedCommand, 'train/speed_command',
+                                 lambda m: self.commands.append((time.monotonic(), m)), qos.RELIABLE)
+        self.signs: list[tuple[str, float]] | None = []
+        self.last_sent = 0.0
+        self.last_stamp = None
+        self.create_timer(0.05, self.send)
+        self.resume = self.create_client(Trigger, 'train/resume')
+        self.estop = self.create_client(Trigger, 'train/emergency_stop')
+
+    def send(self):
+        if self.signs is None:
+            return
+        msg = SignDetectionArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = 'camera'
+        msg.image_width, msg.image_height = 640, 480
+        msg.backend = 'onnxruntime-cpu'
+        for label, height in self.signs:
+            msg.detections.append(SignDetection(label=label, score=0.9, x_min=500.0, y_min=100.0,
+                                                width=height, height=height))
+        self.pub.publish(msg)
+        self.last_sent = time.monotonic()
+        self.last_stamp = msg.header.stamp
+
+    def latest(self) -> SpeedCommand | None:
+        return self.commands[-1][1] if self.commands else None
+
+    def state_is(self, state) -> bool:
+        msg = self.latest()
+        return msg is not None and msg.state == state
+
+
+@pytest.fixture
+def rig(ros_context):
+    node = SpeedControllerNode(context=ros_context, parameter_overrides=[
+        Parameter('ramp_up_pct_per_s', value=200.0)])
+    bench = Bench(ros_context)
+    executor = MultiThreadedExecutor(context=ros_context)
+    executor.add_node(node)
+    executor.add_node(bench)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node, bench
+    finally:
+        executor.shutdown()
+        thread.join(5)
+        node.destroy_node()
+        bench.destroy_node()
+
+
+def call(client, timeout_s=5.0):
+    assert client.wait_for_service(timeout_sec=timeout_s)
+    future = client.call_async(Trigger.Request())
+    assert wait_until(future.done, timeout_s)
+    return future.result()
+
+
+def test_cruise_then_detections_stop_gives_failsafe_brake_within_0_6_s(rig):
+    node, bench = rig
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE) and bench.latest().power == 60, 5.0)
+    assert bench.latest().source_stamp == bench.last_stamp or bench.latest().source_stamp.sec > 0
+    bench.signs = None  # kill the detections stream
+    last = bench.last_sent
+    assert wait_until(lambda: bench.state_is(SpeedCommand.FAILSAFE), 2.0)
+    first_brake = next(t for t, m in bench.commands if t > last and m.brake and m.state == SpeedCommand.FAILSAFE)
+    assert first_brake - last < 0.6
+    assert bench.latest().power == 0
+    assert 'no signs/detections' in bench.latest().reason
+    bench.signs = []  # detections come back
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 2.0)
+    assert 'fail-safe over' in next(m.reason for t, m in reversed(bench.commands)
+                                    if m.state == SpeedCommand.CRUISE and 'fail-safe' in m.reason)
+
+
+def test_commands_are_republished_at_least_at_10_hz_while_nothing_changes(rig):
+    node, bench = rig
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 5.0)
+    bench.signs = None
+    assert wait_until(lambda: bench.state_is(SpeedCommand.FAILSAFE), 2.0)
+    start, count = time.monotonic(), len(bench.commands)
+    assert wait_until(lambda: len(bench.commands) - count >= 10, 2.0)
+    assert time.monotonic() - start <= 1.0 + 0.2
+
+
+def test_limit_sign_caps_power_and_source_stamp_is_the_image_stamp(rig):
+    node, bench = rig
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 5.0)
+    bench.signs = [('speed_limit_30', 30.0)]  # 30 px of 480: near enough
+    assert wait_until(lambda: bench.state_is(SpeedCommand.LIMIT) and bench.latest().power == 30, 3.0)
+    msg = bench.latest()
+    assert 'speed_limit_30 confirmed' in next(m.reason for _, m in bench.commands if m.state == SpeedCommand.LIMIT)
+    stamp_ns = msg.source_stamp.sec * 10**9 + msg.source_stamp.nanosec
+    assert 0 < (time.time_ns() - stamp_ns) < 2e9
+
+
+def test_far_sign_is_ignored_by_the_proximity_gate(rig):
+    node, bench = rig
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 5.0)
+    bench.signs = [('stop', 10.0)]  # 10 px: still far away
+    count = len(bench.commands)
+    assert wait_until(lambda: len(bench.commands) > count + 8, 3.0)
+    assert all(m.state == SpeedCommand.CRUISE for _, m in bench.commands[count:])
+
+
+def test_stop_holds_then_resumes(rig):
+    node, bench = rig
+    node.set_parameters([Parameter('stop_hold_s', value=0.5)])
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 5.0)
+    bench.signs = [('stop', 40.0)]
+    assert wait_until(lambda: bench.state_is(SpeedCommand.STOP_HOLD), 3.0)
+    assert bench.latest().brake
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 3.0)
+
+
+def test_danger_latches_until_resume_and_emergency_stop_latches_too(rig):
+    node, bench = rig
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 5.0)
+    assert not call(bench.resume).success  # nothing latched
+    bench.signs = [('danger', 40.0)]
+    assert wait_until(lambda: bench.state_is(SpeedCommand.DANGER_LATCHED), 3.0)
+    bench.signs = []
+    count = len(bench.commands)
+    assert wait_until(lambda: len(bench.commands) > count + 8, 3.0)
+    assert bench.state_is(SpeedCommand.DANGER_LATCHED) and bench.latest().brake
+    reply = call(bench.resume)
+    assert reply.success and 'resumed from DANGER_LATCHED' in reply.message
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 2.0)
+    assert call(bench.estop).success
+    assert wait_until(lambda: bench.state_is(SpeedCommand.DANGER_LATCHED), 2.0)
+    assert 'emergency stop' in bench.latest().reason
+    assert call(bench.resume).success
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 2.0)
+
+
+def test_invalid_parameter_changes_are_rejected_with_a_reason_and_old_values_stay(rig):
+    node, bench = rig
+    results = node.set_parameters([Parameter('cruise_power_pct', value=150)])
+    assert not results[0].successful and 'out of range' in results[0].reason
+    results = node.set_parameters([Parameter('confirm_hits', value=5)])
+    assert not results[0].successful
+    assert 'confirm_hits 5 must be 1..confirm_window (3)' in results[0].reason
+    results = node.set_parameters([Parameter('signs.stop.min_score', value=2.0)])
+    assert not results[0].successful
+    assert node.get_parameter('cruise_power_pct').value == 60
+    assert node.config.confirm_hits == 2 and node.config.signs['stop'].min_score == 0.5
+    results = node.set_parameters([Parameter('cruise_power_pct', value=40),
+                                   Parameter('signs.speed_limit_30.min_height_frac', value=0.1)])
+    assert all(r.successful for r in results)
+    assert node.config.cruise_power_pct == 40
+    assert node.config.signs['speed_limit_30'].min_height_frac == 0.1
+    assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE) and bench.latest().power == 40, 5.0)
