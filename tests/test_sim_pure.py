@@ -150,7 +150,7 @@ def test_a_train_past_the_edge_did_not_stop_before_the_cliff():
     result = evaluate(world, _samples([(0, 9.0, 0.6), (0.1, 10.06, 0.6)]), 'fell')
     assert not result.stopped_before_cliff and not result.ok
     assert result.margin_m == pytest.approx(-0.06)
-    assert totals([result])['fell'] == 1
+    assert totals([result.as_dict()])['fell'] == 1
 
 
 def _fake_sprite(kind, height_px, rng):

@@ -50,16 +50,23 @@ ARGUMENTS: dict[str, Argument] = {a.name: a for a in (
     Argument('model', '', 'detector model (.onnx or .engine); empty: config/detector_node.yaml',
              ('detector_node', 'model_path')),
     Argument('hub_address', '', 'Bluetooth address of the LEGO hub to connect to',
-             ('hub_node', 'address')),
-    Argument('hub_name', '', 'advertised name of the LEGO hub to connect to', ('hub_node', 'name')),
+             ('hub_node', 'hub_address')),
+    Argument('hub_name', '', 'advertised name of the LEGO hub to connect to', ('hub_node', 'hub_name')),
     Argument('bag', '', 'bag to replay (rosbag2 directory, .mcap or .db3)', ('bag_player', 'bag_path')),
-    Argument('rate', '', 'replay rate (1.0 = recorded speed)', ('bag_player', 'rate'), float),
+    Argument('topic', '', 'image topic in the bag; empty: its first image topic', ('bag_player', 'topic')),
+    Argument('rate', '', 'replay rate (1.0 = recorded speed, 0 = as fast as the detector answers)',
+             ('bag_player', 'rate'), float),
     Argument('scenario', '', 'simulator scenario YAML; empty: config/scenarios/default.yaml',
              ('track_sim', 'scenario')),
     Argument('seed', '', 'simulator seed', ('track_sim', 'seed'), int),
 )}
 
 COMMON_ARGUMENTS = ('namespace', 'params_file', 'model')
+
+#: The simulated hub in the closed loop. Its dead-man counts wall time, and in
+#: lockstep the world (and the controller) may pause longer than 0.5 s of wall
+#: time between two frames on a busy machine: that pause must not brake the train.
+SIM_HUB = {'backend': 'sim', 'deadman_timeout_s': 5.0}
 
 PIPELINES: dict[str, Pipeline] = {p.name: p for p in (
     Pipeline('train', 'on the train: USB camera, detector, speed controller, LEGO hub over BLE',
@@ -69,10 +76,14 @@ PIPELINES: dict[str, Pipeline] = {p.name: p for p in (
     Pipeline('replay', 'a bag as the camera, the whole pipeline, a simulated hub',
              ('bag_player', 'detector_node', 'speed_controller', 'hub_node'),
              overrides={'hub_node': {'backend': 'sim'}},
-             arguments=('bag', 'rate')),
+             arguments=('bag', 'topic', 'rate')),
     Pipeline('sim', 'the closed-loop virtual track drives the pipeline on simulated time',
              ('track_sim', 'detector_node', 'speed_controller', 'hub_node'),
-             overrides={'hub_node': {'backend': 'sim'}, 'track_sim': {'lockstep': True}},
+             overrides={'hub_node': SIM_HUB, 'track_sim': {'lockstep': True}},
+             arguments=('scenario', 'seed'), sim_time=True),
+    Pipeline('sim-oracle', 'the virtual track with a perfect detector (true boxes): policy and dynamics only',
+             ('track_sim', 'speed_controller', 'hub_node'),
+             overrides={'hub_node': SIM_HUB, 'track_sim': {'lockstep': True, 'oracle': True}},
              arguments=('scenario', 'seed'), sim_time=True),
     Pipeline('core', 'detector, controller and hub, fed by any camera/image_raw publisher',
              ('detector_node', 'speed_controller', 'hub_node')),

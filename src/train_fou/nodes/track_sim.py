@@ -30,7 +30,7 @@ from train_fou import qos
 from train_fou.msg import HubState, SignDetection, SignDetectionArray, SpeedCommand
 from train_fou.nodes.image_msgs import diagnostics, image_msg
 from train_fou.sim.episode import Episode
-from train_fou.sim.lockstep import Command, LockstepGate
+from train_fou.sim.lockstep import Command, LockstepGate, motor_input
 from train_fou.sim.scenario import default_scenario_path, load_scenario
 
 #: Simulated time of a run's first frame (a zero stamp reads as "unset" to some tools).
@@ -82,6 +82,9 @@ class TrackSim(Node):
         self.declare_parameter('max_retries', 5, ParameterDescriptor(
             description='republications of an unanswered frame before the world moves on',
             integer_range=[IntegerRange(from_value=0, to_value=1000, step=1)], **ro))
+        self.declare_parameter('oracle', False, ParameterDescriptor(
+            description='publish the true sign boxes as signs/detections (a perfect detector; run without one)',
+            **ro))
         self.declare_parameter('frame_id', 'camera', ParameterDescriptor(description='header.frame_id', **ro))
         self.declare_parameter('keep_frames_every', 0, ParameterDescriptor(
             description='keep every Nth rendered frame in memory for reports (0: none)',
@@ -91,13 +94,14 @@ class TrackSim(Node):
 
         p = {name: self.get_parameter(name).value for name in (
             'scenario', 'seed', 'run_index', 'lockstep', 'wait_for_command', 'retry_s', 'max_retries',
-            'frame_id', 'keep_frames_every')}
+            'frame_id', 'keep_frames_every', 'oracle')}
         scenario = load_scenario(p['scenario'] or default_scenario_path())
         self.world = scenario.sample(p['seed'], p['run_index'])
         self.episode = Episode(self.world)
         self.lockstep = bool(p['lockstep'])
         self.frame_id = p['frame_id']
         self.keep_every = int(p['keep_frames_every'])
+        self.oracle = bool(p['oracle'])
         self.gate = LockstepGate(wait_for_command=bool(p['wait_for_command']),
                                  retry_s=float(p['retry_s']), max_retries=int(p['max_retries']))
         self.log: list[FrameLog] = []
@@ -113,12 +117,14 @@ class TrackSim(Node):
         group = MutuallyExclusiveCallbackGroup()
         self._image_pub = self.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
         self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', qos.SENSOR)
-        self._truth_pub = self.create_publisher(SignDetectionArray, 'sim/ground_truth', qos.RELIABLE)
+        truth_topic = 'signs/detections' if self.oracle else 'sim/ground_truth'
+        self._truth_pub = self.create_publisher(SignDetectionArray, truth_topic, qos.RELIABLE)
         self._result_pub = self.create_publisher(String, 'sim/result', qos.LATCHED)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._clock_pub = self.create_publisher(Clock, '/clock', qos.LATCHED) if self.lockstep else None
-        self.create_subscription(SignDetectionArray, 'signs/detections', self._on_detections, qos.RELIABLE,
-                                 callback_group=group)
+        if not self.oracle:
+            self.create_subscription(SignDetectionArray, 'signs/detections', self._on_detections, qos.RELIABLE,
+                                     callback_group=group)
         self.create_subscription(SpeedCommand, 'train/speed_command', self._on_command, qos.RELIABLE,
                                  callback_group=group)
         self.create_subscription(HubState, 'hub/state', self._on_hub, qos.LATCHED, callback_group=group)
@@ -168,7 +174,10 @@ class TrackSim(Node):
 
     def _pipeline_ready(self) -> bool:
         """Lockstep starts once the detector listens (and the controller/hub talk, when waited for)."""
-        if self._image_pub.get_subscription_count() < 1:
+        if self.oracle:
+            if self._truth_pub.get_subscription_count() < 1:
+                return False
+        elif self._image_pub.get_subscription_count() < 1:
             return False
         if self.gate.wait_for_command and self.count_publishers('train/speed_command') < 1:
             return False
@@ -186,10 +195,12 @@ class TrackSim(Node):
 
     # --- the world ----------------------------------------------------------------------------
     def _applied_power(self) -> int:
-        """The hub's applied power; without a hub in the graph, the controller's command."""
+        """The motor's input: the hub's applied power (127: braked); without a hub, the command's."""
         if self._hub_power is not None:
-            return self._hub_power
-        return self._command.applied if self._command is not None else 0
+            return motor_input(self._hub_power, self._command)
+        if self._command is None:
+            return 0
+        return motor_input(self._command.applied, self._command)
 
     def _step(self) -> None:
         applied = self._applied_power()
@@ -224,7 +235,11 @@ class TrackSim(Node):
         self.gate.sent(stamp_ns, time.monotonic())
         self._image_pub.publish(self._image)
         self._info_pub.publish(self._camera_info(header))
-        self._truth_pub.publish(self._truth_msg(header, truths))
+        truth = self._truth_msg(header, truths)
+        self._truth_pub.publish(truth)
+        if self.oracle:  # the truth is the detector's answer
+            entry.detections = [(d.label, 1.0, (d.x_min, d.y_min, d.width, d.height)) for d in truth.detections]
+            self.gate.on_detections(stamp_ns, time.monotonic())
 
     def _finish(self) -> None:
         result = self.episode.result().as_dict()

@@ -25,8 +25,19 @@ class Command:
 
     @property
     def applied(self) -> int:
-        """What the hub reports as applied power for this command."""
-        return BRAKE_POWER if self.brake else self.power
+        """What the hub reports as applied power for this command (0 while braked)."""
+        return 0 if self.brake else self.power
+
+
+def motor_input(hub_applied: int, command: Command | None) -> int:
+    """The dynamics' input from the hub's applied power.
+
+    HubState reports 0 both for a floating and for a braked motor; the command
+    the hub is executing tells them apart.
+    """
+    if hub_applied == 0 and command is not None and command.brake:
+        return BRAKE_POWER
+    return hub_applied
 
 
 class LockstepGate:

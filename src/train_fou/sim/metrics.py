@@ -6,7 +6,7 @@ arithmetic on that list and the track, so it can be recomputed from a log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from train_fou.sim.scenario import World
 from train_fou.sim.track import LIMIT_KINDS, STOP_KIND
@@ -65,7 +65,7 @@ class RunResult:
             'final_position_m': round(self.final_position_m, 3),
             'limit_violations': self.limit_violations, 'violations': self.violations,
             'stop_sign_holds': self.stop_sign_holds, 'stop_signs': self.stop_signs,
-            'time_s': round(self.time_s, 2), 'frames': self.frames, 'world': self.world,
+            'passed_stop_signs': self.passed_stop_signs, 'time_s': round(self.time_s, 2), 'frames': self.frames, 'world': self.world,
         }
 
 
@@ -144,22 +144,21 @@ def evaluate(world: World, samples: Sequence[Sample], end_reason: str) -> RunRes
         time_s=samples[-1].t_s if samples else 0.0, frames=len(samples), world=world.describe())
 
 
-def totals(results: Sequence[RunResult]) -> dict[str, Any]:
-    """Campaign totals."""
-    n = len(results)
-    margins = [r.margin_m for r in results if r.stopped_before_cliff]
+def totals(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Campaign totals over per-run results (`RunResult.as_dict()` form)."""
+    margins = [r['margin_m'] for r in results if r['stopped_before_cliff']]
     return {
-        'runs': n,
-        'ok': sum(r.ok for r in results),
-        'stopped_before_cliff': sum(r.stopped_before_cliff for r in results),
-        'fell': sum(r.end_reason == 'fell' for r in results),
-        'timeouts': sum(r.end_reason == 'timeout' for r in results),
-        'limit_violations': sum(r.limit_violations for r in results),
-        'runs_with_limit_violations': sum(r.limit_violations > 0 for r in results),
-        'stop_sign_holds': sum(r.stop_sign_holds for r in results),
-        'stop_signs': sum(r.stop_signs for r in results),
+        'runs': len(results),
+        'ok': sum(bool(r['ok']) for r in results),
+        'stopped_before_cliff': sum(bool(r['stopped_before_cliff']) for r in results),
+        'fell': sum(r['end_reason'] == 'fell' for r in results),
+        'timeouts': sum(r['end_reason'] in ('timeout', 'abandoned') for r in results),
+        'limit_violations': sum(r['limit_violations'] for r in results),
+        'runs_with_limit_violations': sum(r['limit_violations'] > 0 for r in results),
+        'stop_sign_holds': sum(r['stop_sign_holds'] for r in results),
+        'stop_signs': sum(r['stop_signs'] for r in results),
         'margin_m_min': round(min(margins), 3) if margins else None,
         'margin_m_mean': round(sum(margins) / len(margins), 3) if margins else None,
-        'sim_time_s': round(sum(r.time_s for r in results), 1),
-        'frames': sum(r.frames for r in results),
+        'sim_time_s': round(sum(r['time_s'] for r in results), 1),
+        'frames': sum(r['frames'] for r in results),
     }

@@ -1,0 +1,123 @@
+"""The launch files and the composition runner start the same nodes with the same parameters.
+
+launch_ros is not installable here, so the launch files are executed against a
+recording double of `launch` / `launch_ros`: what each `Node(...)` receives is
+compared with `train_fou.pipelines`, the table the runner reads.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+
+import pytest
+
+from train_fou import pipelines
+from train_fou.nodes import NODE_CLASSES
+from train_fou.params import load_params_file, params_for_node
+from train_fou.paths import share_dir
+
+LAUNCH_FILES = {'train': 'train.launch.py', 'replay': 'replay.launch.py', 'sim': 'sim.launch.py'}
+
+
+class _Recorder:
+    def __init__(self, kind):
+        self.kind = kind
+
+    def __call__(self, *args, **kwargs):
+        return types.SimpleNamespace(kind=self.kind, args=args, kwargs=kwargs)
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    launch = types.ModuleType('launch')
+    launch.LaunchDescription = lambda entities: types.SimpleNamespace(entities=list(entities))
+    actions = types.ModuleType('launch.actions')
+    actions.DeclareLaunchArgument = _Recorder('argument')
+    actions.OpaqueFunction = _Recorder('opaque')
+    launch.actions = actions
+    launch_ros = types.ModuleType('launch_ros')
+    ros_actions = types.ModuleType('launch_ros.actions')
+    ros_actions.Node = _Recorder('node')
+    launch_ros.actions = ros_actions
+    for name, module in (('launch', launch), ('launch.actions', actions), ('launch_ros', launch_ros),
+                         ('launch_ros.actions', ros_actions)):
+        monkeypatch.setitem(sys.modules, name, module)
+
+
+def load_launch_module(pipeline: str):
+    path = share_dir() / 'launch' / LAUNCH_FILES[pipeline]
+    spec = importlib.util.spec_from_file_location(f'launch_{pipeline}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def launched_nodes(pipeline: str, configurations: dict[str, str]):
+    description = load_launch_module(pipeline).generate_launch_description()
+    declared = {e.args[0]: e.kwargs['default_value'] for e in description.entities if e.kind == 'argument'}
+    [opaque] = [e for e in description.entities if e.kind == 'opaque']
+    context = types.SimpleNamespace(launch_configurations={**declared, **configurations})
+    return declared, opaque.kwargs['function'](context)
+
+
+def merge_like_launch_ros(node_name: str, parameters) -> dict:
+    values: dict = {}
+    for layer in parameters:
+        if isinstance(layer, dict):
+            values.update(layer)
+        else:
+            values.update(params_for_node([load_params_file(layer)], node_name))
+    return values
+
+
+@pytest.mark.parametrize('pipeline', sorted(LAUNCH_FILES))
+def test_launch_file_imports_without_launch_ros_and_names_its_pipeline(pipeline):
+    module = load_launch_module(pipeline)
+    assert module.PIPELINE == pipeline
+
+
+@pytest.mark.parametrize('pipeline', sorted(LAUNCH_FILES))
+def test_launch_file_starts_the_runner_nodes_with_the_runner_parameters(fake_launch, pipeline, tmp_path):
+    extra = tmp_path / 'extra.yaml'
+    extra.write_text('/**:\n  ros__parameters:\n    extra_flag: 7\n')
+    args = {'namespace': 'train1', 'params_file': str(extra), 'model': '/models/custom.onnx'}
+    declared, nodes = launched_nodes(pipeline, args)
+    expected = pipelines.pipeline(pipeline)
+    assert set(pipelines.COMMON_ARGUMENTS) | set(expected.arguments) == set(declared)
+    assert [n.kwargs['executable'] for n in nodes] == list(expected.nodes)
+    runner_params = pipelines.node_parameters(pipeline, args)
+    for node in nodes:
+        name = node.kwargs['name']
+        assert name in NODE_CLASSES
+        assert node.kwargs['package'] == 'train_fou' and node.kwargs['namespace'] == 'train1'
+        assert merge_like_launch_ros(name, node.kwargs['parameters']) == runner_params[name]
+        assert runner_params[name]['extra_flag'] == 7
+    assert runner_params['detector_node']['model_path'] == '/models/custom.onnx'
+
+
+def test_every_pipeline_node_has_a_launcher_and_a_config_file():
+    cmake = (share_dir() / '..' / '..').resolve()
+    for p in pipelines.PIPELINES.values():
+        for node in p.nodes:
+            assert (cmake / 'lib' / 'train_fou' / node).exists(), node
+            assert pipelines.config_file(node).is_file(), f'config/{node}.yaml missing'
+
+
+def test_sim_pipeline_runs_every_node_but_the_simulator_on_sim_time():
+    params = pipelines.node_parameters('sim', {'seed': '5'})
+    assert 'use_sim_time' not in params['track_sim'] and params['track_sim']['seed'] == 5
+    assert all(params[n]['use_sim_time'] is True for n in ('detector_node', 'speed_controller', 'hub_node'))
+    assert params['hub_node']['backend'] == 'sim'
+
+
+def test_train_pipeline_drives_the_ble_hub_at_the_given_address():
+    params = pipelines.node_parameters('train', {'hub_address': '90:84:2B:00:11:22'})
+    assert params['hub_node']['backend'] == 'ble' and params['hub_node']['hub_address'] == '90:84:2B:00:11:22'
+
+
+def test_bad_arguments_are_one_clear_error():
+    with pytest.raises(pipelines.PipelineError, match='unknown pipeline `nope`'):
+        pipelines.node_parameters('nope')
+    with pytest.raises(pipelines.PipelineError, match='argument `seed`'):
+        pipelines.node_parameters('sim', {'seed': 'many'})
