@@ -119,8 +119,7 @@ def _cmd_engine(args) -> int:
     from training.engine import EngineOptions, build_engine  # noqa: PLC0415
     opts = EngineOptions(onnx=pathlib.Path(args.onnx), out=pathlib.Path(args.out) if args.out else None,
                          precision=args.precision, calib_images=pathlib.Path(args.calib) if args.calib else None,
-                         calib_batches=args.calib_batches, calib_batch_size=args.calib_batch_size,
-                         workspace_mib=args.workspace_mib)
+                         calib_count=args.calib_count, workspace_mib=args.workspace_mib)
     result = build_engine(opts)
     print(json.dumps(result))
     return 0
@@ -185,8 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--out', help='engine path (default: next to the ONNX, <stem>.<precision>.engine)')
     s.add_argument('--precision', choices=('fp16', 'int8', 'fp32'), default='fp16')
     s.add_argument('--calib', help='folder of images for INT8 calibration (e.g. a dataset images/val)')
-    s.add_argument('--calib-batches', type=int, default=32)
-    s.add_argument('--calib-batch-size', type=int, default=8)
+    s.add_argument('--calib-count', type=int, default=256, help='INT8: calibration images to feed')
     s.add_argument('--workspace-mib', type=int, default=1024)
     s.set_defaults(func=_cmd_engine)
     return p

@@ -59,7 +59,7 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
     if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0):
         raise ConfigError(f'{where}: `time` must be null or a number of hours > 0, got {hours!r}')
     weights = out.get('weights')
-    if weights is not None and not (isinstance(weights, str) and weights.endswith('.pt')):
+    if weights is not None and not (isinstance(weights, str) and weights.endswith('.pt') and '://' not in weights):
         raise ConfigError(f'{where}: `weights` must be null or a local .pt file, got {weights!r}')
     data = out.get('data')
     if not isinstance(data, Mapping):

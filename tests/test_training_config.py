@@ -1,0 +1,45 @@
+"""Training configs (training/configs/*.yaml) validate; bad values are named."""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from training.config import ConfigError, load, validate  # noqa: E402
+
+
+@pytest.mark.parametrize('name', ['signs.yaml', 'smoke.yaml'])
+def test_shipped_configs_are_valid_and_never_mirror_images(name):
+    cfg = load(ROOT / 'training' / 'configs' / name)
+    assert cfg['fliplr'] == 0.0      # mirrored "30"/"50"/"STOP" are not those signs
+    assert cfg['imgsz'] % 32 == 0
+
+
+@pytest.mark.parametrize('key,value,message', [
+    ('imgsz', 400, 'multiple of 32'),
+    ('epochs', 0, '>= 1'),
+    ('cos_lr', 'yes', 'true/false'),
+    ('weights', 'https://example.com/yolov8n.pt', 'local .pt'),
+    ('time', -1, 'hours'),
+])
+def test_bad_values_are_refused_naming_the_key(key, value, message):
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    cfg[key] = value
+    with pytest.raises(ConfigError, match=f'`{key}`.*{message}'):
+        validate(cfg, 'smoke.yaml')
+
+
+def test_missing_key_and_missing_data_are_refused():
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    del cfg['batch']
+    with pytest.raises(ConfigError, match='missing key `batch`'):
+        validate(cfg)
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    cfg['data'] = {'real': []}
+    with pytest.raises(ConfigError, match='names no dataset'):
+        validate(cfg)
