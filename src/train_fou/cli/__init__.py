@@ -14,6 +14,7 @@ import sys
 #: subcommand -> module. Only working subcommands are listed here.
 COMMANDS: dict[str, str] = {
     'run': 'train_fou.cli.run_cmd',
+    'hub': 'train_fou.cli.hub_cmd',
     'sim': 'train_fou.cli.sim_cmd',
 }
 

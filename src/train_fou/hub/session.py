@@ -44,6 +44,8 @@ class HubStatus:
     """What hub/state publishes."""
 
     connected: bool = False
+    #: Connected, motor attached, battery and alert updates enabled: commands are applied.
+    ready: bool = False
     name: str = ''
     address: str = ''
     kind: int = 0
@@ -286,6 +288,7 @@ class HubSession:
                                                         HubPropertyOperation.ENABLE_UPDATES))
         for alert in ALERTS:
             await self._write(transport, HubAlertMessage(alert, AlertOperation.ENABLE_UPDATES))
+        self._set_status(ready=True)
         self._event('info', f'motor on port {port_name(self.port)} ready')
 
     def _lose_link(self, generation: int, reason: str) -> None:
@@ -363,7 +366,7 @@ class HubSession:
             pass
         if self._status.connected:
             self._event('warn', f'disconnected from {self._status.name}')
-        self._set_status(connected=False, applied_power=0, braked=True)
+        self._set_status(connected=False, ready=False, applied_power=0, braked=True)
 
     # -- inbound --------------------------------------------------------------------------------
 

@@ -49,12 +49,17 @@ class HubNode(Node):
             'ack_timeout_s', 1.0, _number('wait this long for the brake acknowledgement', 0.1, 10.0, True)).value
         backoff_s = self.declare_parameter(
             'reconnect_backoff_max_s', 8.0, _number('longest wait between reconnects', 0.5, 120.0, True)).value
-        if backend not in BACKENDS:
-            raise ValueError(f'hub_node: backend {backend!r} is not supported; use one of {", ".join(BACKENDS)}')
+        self._stopped = True  # until the session exists
         try:
-            port = port_from_name(port_text)
-        except ValueError as err:
-            raise ValueError(f'hub_node: {err}') from None
+            if backend not in BACKENDS:
+                raise ValueError(f'hub_node: backend {backend!r} is not supported; use one of {", ".join(BACKENDS)}')
+            try:
+                port = port_from_name(port_text)
+            except ValueError as err:
+                raise ValueError(f'hub_node: {err}') from None
+        except ValueError:
+            super().destroy_node()
+            raise
 
         self.virtual_hub: VirtualHub | None = None
         if backend == 'sim':
@@ -68,7 +73,6 @@ class HubNode(Node):
 
         self._lock = threading.Lock()
         self._closed = False
-        self._stopped = False
         self._state_pub = self.create_publisher(HubState, 'hub/state', qos.LATCHED)
         self.create_subscription(SpeedCommand, 'train/speed_command', self._on_command, qos.RELIABLE)
         self.create_timer(1.0 / rate, self._publish_periodic)
@@ -80,6 +84,7 @@ class HubNode(Node):
             wall_clock_ns=lambda: self.get_clock().now().nanoseconds)
         self._publish(self.session.status)
         self.session.start()
+        self._stopped = False
         target = name or address or 'the virtual hub'
         self.get_logger().info(f'{backend} backend: driving port {port_name(port)} of {target}')
 

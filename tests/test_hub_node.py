@@ -1,0 +1,148 @@
+"""hub_node on a real executor and real DDS: dead-man, shutdown brake, BLE reconnects, hub choice."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import wait_until
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from test_hub_ble import BRAKE, crowded_world
+
+from train_fou import qos
+from train_fou.msg import HubState, SpeedCommand
+from train_fou.nodes.hub_node import HubNode
+
+
+class Controller(Node):
+    """Plays the speed controller: a command every 50 ms while `power` is not None; records hub/state."""
+
+    def __init__(self, context):
+        super().__init__('hub_node_bench', context=context)
+        self.pub = self.create_publisher(SpeedCommand, 'train/speed_command', qos.RELIABLE)
+        self.states: list[HubState] = []
+        self.create_subscription(HubState, 'hub/state', self.states.append, qos.LATCHED)
+        self.power: int | None = None
+        self.last_sent = 0.0
+        self.create_timer(0.05, self.send)
+
+    def send(self):
+        if self.power is None:
+            return
+        msg = SpeedCommand(power=self.power, brake=False, state=SpeedCommand.CRUISE, reason='test')
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.source_stamp = msg.header.stamp
+        self.pub.publish(msg)
+        self.last_sent = time.monotonic()
+
+    def latest(self) -> HubState | None:
+        return self.states[-1] if self.states else None
+
+
+@pytest.fixture
+def spin(ros_context):
+    """Start nodes on a MultiThreadedExecutor in a thread; stop and destroy them afterwards."""
+    executor = MultiThreadedExecutor(context=ros_context)
+    nodes = []
+    thread = threading.Thread(target=executor.spin, daemon=True)
+
+    def add(*new):
+        for node in new:
+            nodes.append(node)
+            executor.add_node(node)
+        if not thread.is_alive():
+            thread.start()
+    yield add
+    for node in reversed(nodes):  # hub first: its on_shutdown needs no executor
+        node.destroy_node()
+    executor.shutdown()
+    thread.join(5)
+
+
+def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, spin):
+    hub_node = HubNode(context=ros_context)
+    orders: list[tuple[float, str]] = []
+    hub_node.virtual_hub.on_order = lambda text: orders.append((time.monotonic(), text))
+    bench = Controller(ros_context)
+    spin(hub_node, bench)
+    bench.power = 45
+    assert wait_until(lambda: bench.latest() is not None and bench.latest().applied_power == 45, 5.0)
+    state = bench.latest()
+    assert state.connected and state.backend == 'sim' and state.hub_kind == HubState.HUB_KIND_CITY
+    assert state.battery_percent == 100
+    assert 0.0 <= state.command_latency_ms < 1000.0
+    bench.power = None  # kill the command stream
+    last = bench.last_sent
+    assert wait_until(lambda: hub_node.virtual_hub.braked[0], 2.0)
+    braked_at = next(t for t, text in orders if text == 'motor A brake' and t > last)
+    assert braked_at - last < 0.6
+    assert wait_until(lambda: bench.latest().applied_power == 0, 1.0)
+
+
+def test_hub_state_is_published_periodically(ros_context, spin):
+    hub_node = HubNode(context=ros_context)
+    bench = Controller(ros_context)
+    spin(hub_node, bench)
+    assert wait_until(lambda: bench.latest() is not None and bench.latest().connected, 5.0)
+    start, count = time.monotonic(), len(bench.states)
+    assert wait_until(lambda: len(bench.states) - count >= 5, 2.0)
+    assert time.monotonic() - start < 1.2
+
+
+def test_on_shutdown_writes_an_acknowledged_brake_before_disconnecting(ros_context, spin):
+    hub_node = HubNode(context=ros_context)
+    bench = Controller(ros_context)
+    spin(hub_node, bench)
+    bench.power = 30
+    assert wait_until(lambda: hub_node.virtual_hub.power[0] == 30, 5.0)
+    bench.power = None
+    assert hub_node.on_shutdown() is True
+    assert hub_node.virtual_hub.orders[-1] == 'motor A brake'
+    assert not hub_node.session.status.connected
+
+
+def test_ble_backend_picks_the_named_hub_and_brakes_first_after_every_reconnect(ros_context, spin):
+    world = crowded_world()
+    target = world.radios[1]
+    hub_node = HubNode(context=ros_context, ble_classes=(world.scanner_cls, world.client_cls), parameter_overrides=[
+        Parameter('backend', value='ble'), Parameter('hub_name', value='Train Fou'),
+        Parameter('scan_timeout_s', value=1.0), Parameter('reconnect_backoff_max_s', value=0.5)])
+    bench = Controller(ros_context)
+    spin(hub_node, bench)
+    bench.power = 40
+    assert wait_until(lambda: target.hub.power[0] == 40, 5.0)
+    assert wait_until(lambda: bench.latest().name == 'Train Fou' and bench.latest().backend == 'ble', 2.0)
+
+    world.clients[-1].drop()                                   # link lost mid-run
+    assert wait_until(lambda: len(world.clients) == 2 and target.hub.power[0] == 40, 5.0)
+    target.fail_writes = 1                                     # a write fails
+    bench.power = 35
+    assert wait_until(lambda: len(world.clients) == 3 and target.hub.power[0] == 35, 5.0)
+    world.clients[-1].inject(bytes.fromhex('0500058106'))     # generic error
+    world.clients[-1].inject(bytes.fromhex('04000230'))       # hub will switch off
+    assert wait_until(lambda: len(world.clients) == 4 and target.hub.power[0] == 35, 5.0)
+
+    assert all(client.radio is target for client in world.clients)
+    assert all(client.writes[0] == BRAKE for client in world.clients)
+    assert wait_until(lambda: bench.latest().connected, 2.0)
+    bench.power = None
+    assert hub_node.on_shutdown()
+    assert world.clients[-1].writes[-1] == BRAKE
+
+
+def test_read_only_and_out_of_range_parameters_are_rejected(ros_context, spin):
+    hub_node = HubNode(context=ros_context)
+    spin(hub_node)
+    result = hub_node.set_parameters([Parameter('backend', value='ble')])[0]
+    assert not result.successful and 'read-only' in result.reason
+    result = hub_node.set_parameters([Parameter('deadman_timeout_s', value=30.0)])[0]
+    assert not result.successful and 'out of range' in result.reason
+    assert hub_node.set_parameters([Parameter('deadman_timeout_s', value=0.3)])[0].successful
+    assert hub_node.session.deadman_timeout_s == 0.3
+
+
+def test_unknown_backend_refuses_to_start_with_a_clear_message(ros_context):
+    with pytest.raises(ValueError, match="backend 'usb' is not supported; use one of sim, ble"):
+        HubNode(context=ros_context, parameter_overrides=[Parameter('backend', value='usb')])
