@@ -48,3 +48,20 @@ lock:
 
 clean:
 	rm -rf build log $(VENV)
+
+# --- training workspace (training/README.md): own venv with torch + ultralytics, never in .venv.
+# The venv finds train_fou (render, vision) and training/ from this source tree through a .pth file.
+TVENV := $(CURDIR)/.venv-train
+TPY := $(TVENV)/bin/python
+TRAIN_STAMP := $(TVENV)/.setup-stamp
+
+train-setup: $(TRAIN_STAMP)
+
+$(TRAIN_STAMP): training/requirements.txt
+	@test -x $(TPY) || $(PYTHON) -m venv $(TVENV)
+	$(TPY) -m pip install --quiet --disable-pip-version-check -r training/requirements.txt
+	$(TPY) -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'train_fou_src.pth').write_text('$(CURDIR)/src\n$(CURDIR)\n')"
+	@touch $@
+
+train-smoke: train-setup
+	cd $(CURDIR) && nice -n 5 $(TPY) -m training.smoke
