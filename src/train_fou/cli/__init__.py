@@ -14,6 +14,8 @@ import sys
 #: subcommand -> module. Only working subcommands are listed here.
 COMMANDS: dict[str, str] = {
     'run': 'train_fou.cli.run_cmd',
+    'detect': 'train_fou.cli.detect_cmd',
+    'bench': 'train_fou.cli.bench_cmd',
     'hub': 'train_fou.cli.hub_cmd',
     'sim': 'train_fou.cli.sim_cmd',
 }

@@ -1,0 +1,93 @@
+"""`train-fou detect` and `train-fou bench` (SPEC §7) on tiny models."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from train_fou.cli import main
+from train_fou import nodes
+
+from vision_fixtures import make_model
+
+TRAIN_FOU = [sys.executable, '-c', 'import sys; from train_fou.cli import main; sys.exit(main())']
+
+
+@pytest.fixture
+def model(tmp_path):
+    (tmp_path / 'models').mkdir()
+    return make_model(tmp_path / 'models', imgsz=(96, 128))
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / 'images'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a_white.png'), np.full((240, 320, 3), 255, np.uint8))
+    cv2.imwrite(str(folder / 'b_black.jpg'), np.zeros((240, 320, 3), np.uint8))
+    return folder
+
+
+def test_detect_prints_one_json_line_per_image(model, images, capsys):
+    code = main(['detect', str(images / 'a_white.png'), str(images / 'b_black.jpg'), '--model', str(model), '--json'])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line['image'] for line in lines] == [str(images / 'a_white.png'), str(images / 'b_black.jpg')]
+    white, black = lines
+    assert [d['label'] for d in white['detections']] == ['stop', 'danger']
+    x1, y1, x2, y2 = white['detections'][0]['box']
+    assert 0 <= x1 < x2 <= 320 and 0 <= y1 < y2 <= 240
+    assert set(white['detections'][0]) == {'label', 'score', 'box'}
+    assert black['detections'] == [] and black['inference_ms'] >= 0
+
+
+def test_detect_expands_folders_and_reports_unreadable_files_without_stopping(model, images, capsys):
+    (images / 'c_broken.png').write_bytes(b'not a png')
+    code = main(['detect', str(images), '--model', str(model)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert 'a_white.png: stop' in out and 'b_black.jpg: no signs' in out
+    assert 'c_broken.png: not a readable image' in err
+
+
+def test_detect_with_a_missing_model_is_one_line_naming_the_path(tmp_path, images):
+    missing = tmp_path / 'models' / 'signs.onnx'
+    done = subprocess.run(TRAIN_FOU + ['detect', str(images), '--model', str(missing)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f'train-fou detect: error: {missing}: model file not found'
+
+
+def test_detect_with_broken_metadata_is_one_line(model, images):
+    model.with_suffix('.json').write_text('{"names": []}')
+    done = subprocess.run(TRAIN_FOU + ['detect', str(images), '--model', str(model)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f'train-fou detect: error: {model.with_suffix(".json")}: `names` must be a non-empty list of label strings, '
+        'got []']
+
+
+def test_bench_reports_raw_and_node_times_and_says_why_others_are_null(model, capsys, monkeypatch):
+    monkeypatch.delenv('TRAIN_FOU_ULTRALYTICS_PYTHON', raising=False)
+    monkeypatch.setattr(sys, 'path', [p for p in sys.path if 'venv-train' not in p])
+    monkeypatch.setattr(nodes, 'NODE_CLASSES', {k: v for k, v in nodes.NODE_CLASSES.items() if k != 'hub_node'})
+    code = main(['bench', '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240', '--json'])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['backend'] == 'onnxruntime-cpu' and result['imgsz'] == [96, 128]
+    assert result['raw_session_ms_p50'] > 0 and result['node_ms_p50'] > 0
+    assert result['node_frames_lost'] == 0
+    assert result['e2e_ms_p50'] is None and 'hub_node not available yet' in result['reasons']['e2e']
+    import importlib.util
+    if importlib.util.find_spec('ultralytics') is None:
+        assert result['ultralytics_ms_p50'] is None
+        assert 'ultralytics is not importable here' in result['reasons']['ultralytics']
+
+
+def test_bench_rejects_a_bad_size(model):
+    done = subprocess.run(TRAIN_FOU + ['bench', '--model', str(model), '--size', 'big'],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--size 'big': expected WIDTHxHEIGHT" in done.stderr
