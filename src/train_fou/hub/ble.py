@@ -83,7 +83,8 @@ class BleTransport:
             scanner = scanner_cls(detection_callback=on_advertisement, service_uuids=[LWP3_SERVICE_UUID])
             await scanner.start()
         except Exception as err:  # bleak raises BleakError, OSError, D-Bus errors...
-            raise HubError(f'cannot scan for hubs: {err or type(err).__name__}') from err
+            raise HubError(f'cannot scan for hubs (is a Bluetooth adapter present and BlueZ running?): '
+                           f'{err or type(err).__name__}') from err
         try:
             await asyncio.wait_for(found.wait(), timeout_s)
         except asyncio.TimeoutError:

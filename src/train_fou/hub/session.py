@@ -15,6 +15,7 @@ Nothing here prints: events go to `on_event(level, text)`, raw bytes to
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import threading
 import time
@@ -111,6 +112,7 @@ class HubSession:
         self._thread = threading.Thread(target=self._thread_main, name='hub-session', daemon=True)
         self._thread.start()
         self._started.wait()
+        atexit.register(self.stop)  # an interpreter exit without stop() still brakes
 
     def command(self, power: int, brake: bool = False, source_stamp_ns: int = 0) -> None:
         """The newest order: power -100..100 (clamped), or brake. Feeds the dead-man."""
@@ -121,9 +123,10 @@ class HubSession:
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Brake, wait for the hub's acknowledgement, disconnect, end the thread. True if acknowledged."""
+        atexit.unregister(self.stop)
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
-            return False
+            return self._brake_acknowledged
         try:
             loop.call_soon_threadsafe(self._request_stop)
         except RuntimeError:  # loop already closed
@@ -217,6 +220,8 @@ class HubSession:
                         self._error(str(err))
                 except asyncio.TimeoutError:
                     self._error(f'connecting took longer than {self.connect_timeout_s:g} s')
+                except Exception as err:  # a bug or an unexpected transport error: reconnect, brake first
+                    self._error(f'unexpected error: {err!r}')
                 if self._stopping.is_set():
                     self._brake_acknowledged = await self._final_brake(transport) if self._status.connected else False
                     await self._close(transport)

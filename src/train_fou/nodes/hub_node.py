@@ -95,8 +95,13 @@ class HubNode(Node):
         return SetParametersResult(successful=True)
 
     def _log_event(self, level: str, text: str) -> None:
-        logger = self.get_logger()
-        {'error': logger.error, 'warn': logger.warning}.get(level, logger.info)(text)
+        # one call site per severity: rclpy refuses to mix them
+        if level == 'error':
+            self.get_logger().error(text)
+        elif level == 'warn':
+            self.get_logger().warning(text)
+        else:
+            self.get_logger().info(text)
 
     def _on_command(self, msg: SpeedCommand) -> None:
         stamp_ns = int(msg.source_stamp.sec) * 1_000_000_000 + int(msg.source_stamp.nanosec)

@@ -7,6 +7,7 @@ train/emergency_stop. One log line per state change.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -135,12 +136,31 @@ class SpeedControllerNode(Node):
         self._state = step(before, observation, self._now_s(), self._config)
         after = self._state
         if (after.mode, after.limit_pct) != (before.mode, before.limit_pct):
-            log = self.get_logger().warning if after.brake else self.get_logger().info
             limit = f', limit {after.limit_pct} %' if after.limit_pct is not None else ''
-            log(f'state {before.mode.name} -> {after.mode.name}{limit}: {after.reason}')
+            line = f'state {before.mode.name} -> {after.mode.name}{limit}: {after.reason}'
+            if after.brake:  # one call site per severity: rclpy refuses to mix them
+                self.get_logger().warning(line)
+            else:
+                self.get_logger().info(line)
             self._publish()  # a change goes out at once, not at the next republish
 
+    def _guarded(self, callback, *args) -> None:
+        """Callback boundary: a bug never kills the executor; the train brakes instead."""
+        try:
+            callback(*args)
+        except Exception as err:
+            self.get_logger().error(f'{callback.__name__} failed: {err!r}; braking',
+                                    throttle_duration_sec=5.0)
+            self._state = dataclasses.replace(State(), reason=f'internal error: {err!r}')
+            try:
+                self._publish()
+            except Exception:
+                pass
+
     def _on_detections(self, msg: SignDetectionArray) -> None:
+        self._guarded(self._handle_detections, msg)
+
+    def _handle_detections(self, msg: SignDetectionArray) -> None:
         height = int(msg.image_height)
         if height <= 0:
             self.get_logger().warning('signs/detections without image_height: assuming 480 px',
@@ -152,6 +172,9 @@ class SpeedControllerNode(Node):
         self._publish()  # every decision goes out at once: latency is image -> hub
 
     def _on_tick(self) -> None:
+        self._guarded(self._tick)
+
+    def _tick(self) -> None:
         self._advance(None)
         if self._now_s() - self._last_publish_s >= 1.0 / self._rate_hz - 1e-3:
             self._publish()
