@@ -182,12 +182,13 @@ def test_missing_policy_file_is_one_clear_error(tmp_path):
         load_policy(tmp_path / 'nope.yaml')
 
 
-def test_policy_package_never_imports_rclpy():
+def test_pure_packages_never_import_rclpy_and_hub_imports_bleak_only_for_ble():
     import subprocess
     import sys
-    code = 'import sys, train_fou.policy, train_fou.lwp3, train_fou.hub; print("rclpy" in sys.modules)'
+    code = ('import sys, train_fou.policy, train_fou.lwp3, train_fou.hub, train_fou.hub.ble; '
+            'print("rclpy" in sys.modules, "bleak" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == 'False'
+    assert out.stdout.strip() == 'False False'
 
 
 LABELS = st.sampled_from(['speed_limit_30', 'speed_limit_50', 'stop', 'danger', 'other'])

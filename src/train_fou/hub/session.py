@@ -289,8 +289,8 @@ class HubSession:
                 await asyncio.wait_for(self._attached.wait(), self.tick_s)
             except asyncio.TimeoutError:
                 pass
-        await self._write(transport, HubPropertyMessage(HubProperty.BATTERY_VOLTAGE,
-                                                        HubPropertyOperation.ENABLE_UPDATES))
+        for prop in (HubProperty.BATTERY_VOLTAGE, HubProperty.RSSI):
+            await self._write(transport, HubPropertyMessage(prop, HubPropertyOperation.ENABLE_UPDATES))
         for alert in ALERTS:
             await self._write(transport, HubAlertMessage(alert, AlertOperation.ENABLE_UPDATES))
         self._set_status(ready=True)

@@ -42,13 +42,16 @@ class HubNode(Node):
         address = self.declare_parameter('hub_address', '', _text('BLE address of the hub (or its name)')).value
         port_text = self.declare_parameter('port', 'A', _text('motor port: A, B, C or D')).value
         deadman = self.declare_parameter(
-            'deadman_timeout_s', 0.5, _number('brake when no speed command came for this long', 0.1, 5.0)).value
+            'deadman_timeout_s', 0.5, _number('brake when no speed command came for this long', 0.1, 10.0)).value
         rate = self.declare_parameter('state_rate_hz', 10.0, _number('hub/state period rate', 5.0, 50.0, True)).value
         scan_s = self.declare_parameter('scan_timeout_s', 10.0, _number('BLE scan time', 1.0, 120.0, True)).value
         ack_s = self.declare_parameter(
             'ack_timeout_s', 1.0, _number('wait this long for the brake acknowledgement', 0.1, 10.0, True)).value
         backoff_s = self.declare_parameter(
             'reconnect_backoff_max_s', 8.0, _number('longest wait between reconnects', 0.5, 120.0, True)).value
+        log_orders = self.declare_parameter('sim_log_orders', True, ParameterDescriptor(
+            type=ParameterType.PARAMETER_BOOL, read_only=True,
+            description='sim backend: log every order the virtual hub receives, in words')).value
         self._stopped = True  # until the session exists
         try:
             if backend not in BACKENDS:
@@ -63,7 +66,8 @@ class HubNode(Node):
 
         self.virtual_hub: VirtualHub | None = None
         if backend == 'sim':
-            self.virtual_hub = VirtualHub(on_order=lambda text: self.get_logger().info(f'sim hub: {text}'))
+            self.virtual_hub = VirtualHub(
+                on_order=(lambda text: self.get_logger().info(f'sim hub: {text}')) if log_orders else None)
             hub = self.virtual_hub
             factory = lambda: SimTransport(hub)  # noqa: E731
         else:
