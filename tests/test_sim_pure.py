@@ -134,6 +134,15 @@ def test_speed_over_a_limit_after_the_reaction_distance_is_a_violation():
     assert violation['limit'] == 30 and violation['at_m'] == 2.7
 
 
+def test_raising_speed_for_the_next_limit_sign_ahead_is_no_violation():
+    world = _world([{'kind': 'speed_limit_30', 'at_m': 2.0}, {'kind': 'speed_limit_50', 'at_m': 6.0}])
+    early = _samples([(0, 3.0, 0.3), (1, 4.5, 0.5), (2, 7.0, 0.5)])
+    too_early = _samples([(0, 3.0, 0.3), (1, 3.5, 0.5)])
+    assert limit_violations(world, early) == []
+    [violation] = limit_violations(world, too_early)
+    assert violation['limit'] == 30
+
+
 def test_standing_still_three_seconds_at_a_stop_sign_is_a_hold():
     world = _world([{'kind': 'stop', 'at_m': 4.0}])
     approach = [(-0.1, 3.4, 0.3)]

@@ -19,7 +19,10 @@ STATE_NAMES = {0: 'CRUISE', 1: 'LIMIT', 2: 'STOP_HOLD', 3: 'DANGER_LATCHED', 4: 
 STATE_COLOURS = {0: '#d9f0d3', 1: '#fee8c8', 2: '#fdd0a2', 3: '#fcbba1', 4: '#d9d9d9'}
 LABEL_COLOURS_BGR = {'speed_limit_30': (0, 0, 255), 'speed_limit_50': (0, 165, 255), 'stop': (255, 0, 0),
                      'danger': (0, 255, 255)}
-GIF_WIDTH = 320
+GIF_WIDTH = 256
+#: GIFs of noisy camera frames compress badly: at most this many frames (evenly spread).
+GIF_MAX_FRAMES = 60
+VIDEO_WIDTH = 320
 
 
 @dataclass
@@ -35,8 +38,8 @@ class Timeline:
     speed_mps: list[float] | None = None    #: simulator only
     #: position markers (simulator): (metres along the track, text)
     landmarks: list[tuple[float, str]] = field(default_factory=list)
-    #: frames for the GIF: (index into t_s, BGR image)
-    frames: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    #: frames for the GIF: (index into t_s, BGR image, its scale relative to the detector's image)
+    frames: list[tuple[int, np.ndarray, float]] = field(default_factory=list)
 
     def add(self, t_s: float, command_power=None, applied_power=None, state=None, detections=(),
             position_m: float | None = None, speed_mps: float | None = None) -> int:
@@ -132,17 +135,18 @@ def plot_timeline(timeline: Timeline, path: str | pathlib.Path) -> pathlib.Path:
     return path
 
 
-def annotate_frame(image_bgr: np.ndarray, detections, caption: str) -> np.ndarray:
-    """Detection boxes and a caption line on a copy of the frame."""
+def annotate_frame(image_bgr: np.ndarray, detections, caption: str, scale: float = 1.0) -> np.ndarray:
+    """Detection boxes (in source pixels, drawn at `scale`) and a caption line on a copy of the frame."""
     import cv2
     canvas = image_bgr.copy()
-    for label, score, (x, y, w, h) in detections:
+    for label, score, box in detections:
+        x, y, w, h = (v * scale for v in box)
         colour = LABEL_COLOURS_BGR.get(label, (255, 255, 255))
         cv2.rectangle(canvas, (int(x), int(y)), (int(x + w), int(y + h)), colour, 2)
         cv2.putText(canvas, f'{label} {score:.2f}', (int(x), max(10, int(y) - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.45, colour, 1, cv2.LINE_AA)
-    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 22), (0, 0, 0), cv2.FILLED)
-    cv2.putText(canvas, caption, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+                    0.35, colour, 1, cv2.LINE_AA)
+    cv2.rectangle(canvas, (0, 0), (canvas.shape[1], 16), (0, 0, 0), cv2.FILLED)
+    cv2.putText(canvas, caption, (4, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
     return canvas
 
 
@@ -159,34 +163,67 @@ def frame_caption(timeline: Timeline, i: int) -> str:
     return '  '.join(parts)
 
 
-def write_gif(timeline: Timeline, path: str | pathlib.Path, fps: float = 5.0) -> pathlib.Path | None:
-    """Annotated frames (downscaled to GIF_WIDTH) as an animated GIF; None without frames."""
+def _annotated_frames(timeline: Timeline, width: int, indices) -> list[np.ndarray]:
     import cv2
+    images = []
+    for k in indices:
+        i, frame, scale = timeline.frames[k]
+        if frame.shape[1] != width:
+            factor = width / frame.shape[1]
+            frame = cv2.resize(frame, (width, round(frame.shape[0] * factor)), interpolation=cv2.INTER_AREA)
+            scale *= factor
+        images.append(annotate_frame(frame, timeline.detections[i], frame_caption(timeline, i), scale))
+    return images
+
+
+def write_gif(timeline: Timeline, path: str | pathlib.Path, fps: float = 4.0) -> pathlib.Path | None:
+    """Annotated frames (GIF_WIDTH wide, at most GIF_MAX_FRAMES) as an animated GIF; None without frames."""
     import imageio.v2 as imageio
 
     if not timeline.frames:
         return None
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    images = []
-    for i, frame in timeline.frames:
-        annotated = annotate_frame(frame, timeline.detections[i], frame_caption(timeline, i))
-        scale = GIF_WIDTH / annotated.shape[1]
-        small = cv2.resize(annotated, (GIF_WIDTH, round(annotated.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-        images.append(small[:, :, ::-1])
+    n = len(timeline.frames)
+    indices = sorted({round(k * (n - 1) / max(1, GIF_MAX_FRAMES - 1)) for k in range(min(n, GIF_MAX_FRAMES))})
+    images = [image[:, :, ::-1] for image in _annotated_frames(timeline, GIF_WIDTH, indices)]
     imageio.mimsave(path, images, duration=1000.0 / fps, loop=0)
+    return path
+
+
+def write_video(timeline: Timeline, path: str | pathlib.Path, fps: float = 5.0) -> pathlib.Path | None:
+    """Every kept frame, annotated, as an MP4 (mp4v); None without frames or without a codec."""
+    import cv2
+
+    if not timeline.frames:
+        return None
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = _annotated_frames(timeline, VIDEO_WIDTH, range(len(timeline.frames)))
+    height, width = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    if not writer.isOpened():
+        return None
+    try:
+        for image in images:
+            writer.write(image)
+    finally:
+        writer.release()
     return path
 
 
 def write_report(timeline: Timeline, directory: str | pathlib.Path, summary: dict[str, Any],
                  stem: str = 'run') -> dict[str, str]:
-    """plot PNG, annotated GIF and summary.json into `directory`; returns what was written."""
+    """plot PNG, annotated GIF and MP4, and summary.json into `directory`; returns what was written."""
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = {'plot': str(plot_timeline(timeline, directory / f'{stem}.png'))}
     gif = write_gif(timeline, directory / f'{stem}.gif')
     if gif is not None:
         written['gif'] = str(gif)
+    video = write_video(timeline, directory / f'{stem}.mp4')
+    if video is not None:
+        written['video'] = str(video)
     summary_path = directory / 'summary.json'
     summary_path.write_text(json.dumps({**summary, 'files': written}, indent=2) + '\n')
     written['summary'] = str(summary_path)

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -33,6 +34,8 @@ from train_fou.sim.episode import Episode
 from train_fou.sim.lockstep import Command, LockstepGate, motor_input
 from train_fou.sim.scenario import default_scenario_path, load_scenario
 
+#: Width of the frames kept for reports.
+REPORT_WIDTH = 320
 #: Simulated time of a run's first frame (a zero stamp reads as "unset" to some tools).
 START_TIME_NS = 1_000_000_000
 
@@ -50,7 +53,8 @@ class FrameLog:
     reason: str = ''
     detections: list = field(default_factory=list)   #: (label, score, (x, y, w, h))
     truths: list = field(default_factory=list)       #: (kind, (x, y, w, h))
-    frame: np.ndarray | None = None                  #: kept every `keep_frames_every` frames
+    frame: np.ndarray | None = None                  #: kept every `keep_frames_every` frames, downscaled
+    frame_scale: float = 1.0
 
 
 def _ns(stamp) -> int:
@@ -228,7 +232,9 @@ class TrackSim(Node):
         entry = FrameLog(self.episode.t_s, state.position_m, state.speed_mps, self._applied_power(),
                          truths=[(t.kind, t.box) for t in truths])
         if self.keep_every and self.episode.frame_index % self.keep_every == 0:
-            entry.frame = image
+            entry.frame_scale = REPORT_WIDTH / image.shape[1]
+            entry.frame = cv2.resize(image, (REPORT_WIDTH, round(image.shape[0] * entry.frame_scale)),
+                                     interpolation=cv2.INTER_AREA)
         self.log.append(entry)
         self._current = entry
         self._image = image_msg(image, header)

@@ -70,14 +70,27 @@ class RunResult:
 
 
 def limit_zones(world: World) -> list[tuple[float, float, int, float]]:
-    """(from_m, to_m, limit_pct, sign_at_m) for each limit sign: where its cap must hold."""
+    """(from_m, to_m, allowed limit_pct, sign_at_m): where each speed cap must hold.
+
+    A limit holds from `reaction_distance_m` past its sign. The policy acts on a
+    sign as soon as it confirms it, up to `limit_lookahead_m` before reaching it,
+    so in the stretch between that point and the next sign's reaction distance
+    the more permissive of the two limits is allowed.
+    """
     signs = world.track.signs_of(LIMIT_KINDS)
     zones = []
     for i, sign in enumerate(signs):
         start = sign.at_m + world.reaction_distance_m
-        end = signs[i + 1].at_m + world.reaction_distance_m if i + 1 < len(signs) else float('inf')
-        zones.append((start, end, LIMIT_KINDS[sign.kind], sign.at_m))
-    return zones
+        limit = LIMIT_KINDS[sign.kind]
+        if i + 1 == len(signs):
+            zones.append((start, float('inf'), limit, sign.at_m))
+            continue
+        following = signs[i + 1]
+        change_at = max(start, following.at_m - world.limit_lookahead_m)
+        zones.append((start, change_at, limit, sign.at_m))
+        zones.append((change_at, following.at_m + world.reaction_distance_m,
+                      max(limit, LIMIT_KINDS[following.kind]), following.at_m))
+    return [zone for zone in zones if zone[1] > zone[0]]
 
 
 def limit_violations(world: World, samples: Sequence[Sample]) -> list[dict[str, Any]]:

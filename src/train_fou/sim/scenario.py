@@ -34,6 +34,7 @@ class World:
     max_time_s: float = 90.0
     end_still_s: float = 5.0
     reaction_distance_m: float = 0.6
+    limit_lookahead_m: float = 2.0
 
     @property
     def dt_s(self) -> float:
@@ -145,6 +146,7 @@ def _sample_world(scenario: Scenario, rng: np.random.Generator, seed: tuple[int,
         fps=float(spec.get('fps', 10)), max_time_s=float(spec.get('max_time_s', 90)),
         end_still_s=float(spec.get('end_still_s', 5.0)),
         reaction_distance_m=float(spec.get('reaction_distance_m', 0.6)),
+        limit_lookahead_m=float(spec.get('limit_lookahead_m', 2.0)),
     )
 
 
