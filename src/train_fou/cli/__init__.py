@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     'bench': 'train_fou.cli.bench_cmd',
     'hub': 'train_fou.cli.hub_cmd',
     'sim': 'train_fou.cli.sim_cmd',
+    'replay': 'train_fou.cli.replay_cmd',
 }
 
 

@@ -1,0 +1,214 @@
+"""`train-fou replay BAG`: the whole pipeline with a recorded bag as the camera (SPEC §7).
+
+Starts bag_player, detector, speed controller and hub (sim by default) in one
+process, prints one line per controller state change as it happens, and a
+JSON summary as the last line. `--record OUT.mcap` writes every pipeline topic
+to an MCAP bag; `--report DIR` writes a plot, an annotated GIF and summary.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+HELP = 'run the whole pipeline with a bag as the camera; state changes as lines, JSON summary last'
+
+#: After the last frame, wait at most this long (wall) for the pipeline's last answers.
+DRAIN_S = 2.0
+MAX_PLAUSIBLE_LATENCY_MS = 10_000.0
+STATE_NAMES = {0: 'CRUISE', 1: 'LIMIT', 2: 'STOP_HOLD', 3: 'DANGER_LATCHED', 4: 'FAILSAFE'}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bag', type=pathlib.Path, help='rosbag2 directory, .mcap or .db3 file with images')
+    parser.add_argument('--topic', default='', help='image topic in the bag (default: its first image topic)')
+    parser.add_argument('--params', action='append', type=pathlib.Path, default=[], metavar='YAML',
+                        help='extra ROS 2 parameter file for the pipeline nodes; repeatable')
+    parser.add_argument('--rate', type=float, default=1.0,
+                        help='playback rate (1 = as recorded; 0 = each frame waits for the detector)')
+    parser.add_argument('--record', type=pathlib.Path, default=None, metavar='OUT.mcap',
+                        help='record every pipeline topic into this MCAP bag (.mcap: one file, else a directory)')
+    parser.add_argument('--report', type=pathlib.Path, default=None, metavar='DIR',
+                        help='write a plot, an annotated GIF and summary.json into DIR')
+    parser.add_argument('--hub', choices=('sim', 'ble'), default='sim', help='hub backend (default: %(default)s)')
+    parser.add_argument('--model', default='', help='detector model (default: models/signs.onnx)')
+
+
+def state_line(change, first_stamp_ns: int) -> str:
+    t = (change.source_stamp_ns - first_stamp_ns) / 1e9 if first_stamp_ns else 0.0
+    before = STATE_NAMES.get(change.before, 'start') if change.before is not None else 'start'
+    after = STATE_NAMES.get(change.after, str(change.after))
+    power = 'brake' if change.brake else f'power {change.power}'
+    return f'[{t:7.2f} s] {before} -> {after} ({power}): {change.reason}'
+
+
+def record_topics(transport: str):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from train_fou import qos
+    from train_fou.msg import HubState, SignDetectionArray, SpeedCommand
+
+    camera = (('camera/image_raw', Image, qos.SENSOR) if transport == 'raw'
+              else ('camera/image_raw/compressed', CompressedImage, qos.SENSOR))
+    return [camera,
+            ('signs/detections', SignDetectionArray, qos.RELIABLE),
+            ('train/speed_command', SpeedCommand, qos.RELIABLE),
+            ('hub/state', HubState, qos.LATCHED),
+            ('/diagnostics', DiagnosticArray, qos.DIAGNOSTICS)]
+
+
+def summarize(bag_path, player, observed, changes, wall_s: float) -> dict:
+    import numpy as np
+
+    frames = observed.frames
+    labels: dict[str, int] = {}
+    for record in frames:
+        for label in {d[0] for d in record.detections}:
+            labels[label] = labels.get(label, 0) + 1
+    # The hub measures image stamp -> hub write on its clock: a bag recorded long ago (old stamps)
+    # gives no meaningful latency, so only plausible values count.
+    plausible = [v for v in observed.latencies_ms if 0.0 <= v <= MAX_PLAUSIBLE_LATENCY_MS]
+    latencies = np.asarray(plausible) if plausible else None
+    inference = np.asarray([f.inference_ms for f in frames]) if frames else None
+    final = changes[-1].after if changes else None
+    return {
+        'bag': str(bag_path), 'frames_published': player.published, 'frames_processed': len(frames),
+        'frames_dropped': frames[-1].frames_dropped if frames else 0,
+        'frames_with_detections': labels,
+        'state_changes': len(changes),
+        'states': [STATE_NAMES.get(c.after, str(c.after)) for c in changes],
+        'final_state': STATE_NAMES.get(final) if final is not None else None,
+        'speed_commands': observed.commands,
+        'inference_ms_p50': round(float(np.percentile(inference, 50)), 2) if inference is not None else None,
+        'command_latency_ms_p50': round(float(np.percentile(latencies, 50)), 2) if latencies is not None else None,
+        'command_latency_ms_p99': round(float(np.percentile(latencies, 99)), 2) if latencies is not None else None,
+        'bag_error': player.error or None,
+        'wall_s': round(wall_s, 2),
+    }
+
+
+def timeline_from_replay(observed, title: str):
+    from train_fou.report import Timeline
+
+    timeline = Timeline(title=title)
+    first = observed.frames[0].stamp_ns if observed.frames else 0
+    for record in observed.frames:
+        i = timeline.add((record.stamp_ns - first) / 1e9,
+                         None if record.command_power is None else (record.command_power if not record.brake else 0),
+                         None if record.applied_power is None else (127 if record.brake and record.applied_power == 0
+                                                                    else record.applied_power),
+                         record.state, record.detections)
+        image = observed.images.get(record.stamp_ns)
+        if image is not None:
+            timeline.frames.append((i, image[0], image[1]))
+    return timeline
+
+
+def run(args: argparse.Namespace) -> int:
+    import threading
+
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    from train_fou import pipelines
+    from train_fou.cli import CliError
+    from train_fou.nodes.pipeline_monitor import PipelineMonitor
+    from train_fou.nodes.runner import create_nodes, destroy_nodes, install_stop_signals
+    from train_fou.record import BagRecorder, RecordError
+    from train_fou.vision.errors import BagError
+    from train_fou.vision.image_bag import ImageBag
+
+    if args.rate < 0:
+        raise CliError(f'--rate must be >= 0, got {args.rate}')
+    try:
+        with ImageBag(args.bag, args.topic) as bag:
+            transport, frames_in_bag = bag.kind, bag.message_count
+    except BagError as err:
+        raise CliError(str(err)) from err
+    launch_args = {'bag': str(args.bag), 'topic': args.topic, 'rate': str(args.rate), 'model': args.model}
+    try:
+        params = pipelines.node_parameters('replay', launch_args, args.params)
+    except pipelines.PipelineError as err:
+        raise CliError(str(err)) from err
+    params['hub_node']['backend'] = args.hub
+    params['detector_node']['input_transport'] = transport
+    names = list(pipelines.pipeline('replay').nodes)
+
+    recorder = None
+    if args.record:
+        try:
+            recorder = BagRecorder(args.record)
+        except RecordError as err:
+            raise CliError(str(err)) from err
+
+    stop = threading.Event()
+    restore = install_stop_signals(stop)
+    context = Context()
+    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    executor = MultiThreadedExecutor(context=context)
+    nodes: list = []
+    changes = []
+    started = time.monotonic()
+    first_stamp = 0
+    try:
+        # Observers first, so that nothing the pipeline says is missed.
+        monitor = PipelineMonitor(camera_transport=transport, keep_images_every=2 if args.report else 0,
+                                  context=context)
+        nodes.append(monitor)
+        if recorder is not None:
+            from train_fou.nodes.recorder import Recorder
+            nodes.append(Recorder(recorder, record_topics(transport), context=context))
+        # Pipeline nodes, the bag player last: it starts playing once the detector listens.
+        pipeline = create_nodes([n for n in names if n != 'bag_player'] + ['bag_player'], params, context=context)
+        nodes.extend(pipeline)
+        player = pipeline[-1]
+        for node in nodes:
+            executor.add_node(node)
+        if player.error:
+            raise CliError(player.error)
+        drained_at = None
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+            while not monitor.changes.empty():
+                change = monitor.changes.get()
+                if not first_stamp:
+                    frames = monitor.snapshot().frames
+                    first_stamp = frames[0].stamp_ns if frames else change.source_stamp_ns
+                changes.append(change)
+                print(state_line(change, first_stamp), flush=True)
+            if player.finished:
+                drained_at = drained_at or time.monotonic()
+                processed = len(monitor.observed.frames)
+                if processed >= player.published or time.monotonic() - drained_at > DRAIN_S:
+                    # one more controller period, so the answer to the last frame is in
+                    end = time.monotonic() + 0.2
+                    while time.monotonic() < end:
+                        executor.spin_once(timeout_sec=0.05)
+                    break
+    finally:
+        destroy_nodes(nodes)
+        executor.shutdown()
+        if context.ok():
+            rclpy.shutdown(context=context)
+        restore()
+        if recorder is not None:
+            recorder.close()
+    observed = monitor.snapshot()
+    summary = summarize(args.bag, player, observed, changes, time.monotonic() - started)
+    summary['frames_in_bag'] = frames_in_bag
+    if recorder is not None:
+        summary['record'] = {'path': str(args.record), 'messages': dict(recorder.counts)}
+    if args.report:
+        from train_fou.report import write_report
+        files = write_report(timeline_from_replay(observed, f'replay of {args.bag.name}'), args.report, summary,
+                             stem='replay')
+        summary['report'] = files
+    print(json.dumps(summary), flush=True)
+    if stop.is_set():
+        return 130
+    return 0 if not player.error else 1

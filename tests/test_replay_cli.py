@@ -1,0 +1,81 @@
+"""`train-fou replay` end to end: a bag written by another tool (rosbags), the whole pipeline, --record, --report."""
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from vision_fixtures import make_model, write_image_bag  # noqa: E402
+
+TRAIN_FOU = pathlib.Path(sys.executable).parent / 'train-fou'
+
+
+def replay(*args, timeout=120):
+    return subprocess.run([str(TRAIN_FOU), 'replay', *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def replayed(tmp_path_factory):
+    """One replay of a 30-frame rosbags-written bag with a tiny model, recorded and reported."""
+    root = tmp_path_factory.mktemp('replay')
+    model = make_model(root)
+    bag = write_image_bag(root / 'camera_bag', count=30, period_s=0.1, size=(240, 320))
+    out = root / 'out.mcap'
+    done = replay(bag, '--model', model, '--rate', '0', '--record', out, '--report', root / 'report')
+    return root, out, done
+
+
+def test_replay_prints_state_changes_then_a_json_summary_last(replayed):
+    _root, _out, done = replayed
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary['frames_published'] == summary['frames_processed'] == 30
+    assert summary['final_state'] == 'DANGER_LATCHED'   # the tiny model sees a danger sign in bright frames
+    changes = [line for line in lines[:-1] if ' -> ' in line]
+    assert len(changes) == summary['state_changes'] >= 2
+    assert changes[-1].endswith('brake, latched until train/resume') and 'DANGER_LATCHED (brake)' in changes[-1]
+
+
+def test_replay_record_is_an_mcap_bag_rosbags_can_read(replayed):
+    from rosbags.highlevel import AnyReader
+
+    _root, out, _done = replayed
+    with AnyReader([out]) as reader:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        assert topics['/signs/detections'] == 'train_fou/msg/SignDetectionArray'
+        assert topics['/train/speed_command'] == 'train_fou/msg/SpeedCommand'
+        assert topics['/hub/state'] == 'train_fou/msg/HubState'
+        assert topics['/camera/image_raw'] == 'sensor_msgs/msg/Image'
+        wanted = [c for c in reader.connections if c.topic == '/signs/detections']
+        stamps = [reader.deserialize(raw, c.msgtype).header.stamp.sec for c, _t, raw in reader.messages(wanted)]
+    assert stamps == list(range(100, 130))  # every frame answered, stamps copied from the source images
+
+
+def test_replay_report_has_plot_animation_and_summary(replayed):
+    root, _out, done = replayed
+    report = root / 'report'
+    summary = json.loads((report / 'summary.json').read_text())
+    assert summary['frames_processed'] == 30
+    for name in ('replay.png', 'replay.gif', 'replay.mp4'):
+        assert (report / name).stat().st_size > 1000, name
+
+
+def test_replay_of_a_missing_bag_is_one_error_line(tmp_path):
+    done = replay(tmp_path / 'nope.mcap')
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f'train-fou replay: error: {tmp_path / "nope.mcap"}: bag not found']
+
+
+def test_replay_refuses_to_overwrite_a_recording(tmp_path):
+    bag = write_image_bag(tmp_path / 'bag', count=2)
+    existing = tmp_path / 'out.mcap'
+    existing.write_bytes(b'keep')
+    done = replay(bag, '--record', existing)
+    assert done.returncode == 2 and 'exists already' in done.stderr
+    assert existing.read_bytes() == b'keep'
