@@ -146,3 +146,28 @@ def test_read_only_and_out_of_range_parameters_are_rejected(ros_context, spin):
 def test_unknown_backend_refuses_to_start_with_a_clear_message(ros_context):
     with pytest.raises(ValueError, match="backend 'usb' is not supported; use one of sim, ble"):
         HubNode(context=ros_context, parameter_overrides=[Parameter('backend', value='usb')])
+
+
+@pytest.mark.parametrize('signal_name', ['SIGTERM', 'SIGINT'])
+def test_runner_signal_brakes_and_waits_for_the_acknowledgement(signal_name, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / 'run.log'
+    code = 'from train_fou.cli import main; import sys; sys.exit(main(sys.argv[1:]))'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([sys.executable, '-c', code, 'run', '--nodes', 'hub_node'],
+                                stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        try:
+            assert wait_until(lambda: 'motor on port A ready' in log.read_text()
+                              and '"event": "started"' in log.read_text(), 20.0), log.read_text()
+            proc.send_signal(getattr(signal, signal_name))
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert 'shutdown: brake acknowledged, disconnected' in text
+    assert text.rindex('sim hub: motor A brake') < text.index('shutdown: brake acknowledged')

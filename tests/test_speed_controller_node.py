@@ -175,3 +175,11 @@ def test_invalid_parameter_changes_are_rejected_with_a_reason_and_old_values_sta
     assert node.config.cruise_power_pct == 40
     assert node.config.signs['speed_limit_30'].min_height_frac == 0.1
     assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE) and bench.latest().power == 40, 5.0)
+
+
+def test_bad_policy_file_refuses_start_with_one_clear_message(ros_context, tmp_path):
+    from train_fou.policy import PolicyConfigError
+    bad = tmp_path / 'policy.yaml'
+    bad.write_text('cruise_power_pct: 300\n')
+    with pytest.raises(PolicyConfigError, match=r'policy.yaml: cruise_power_pct 300 outside 0..100'):
+        SpeedControllerNode(context=ros_context, parameter_overrides=[Parameter('policy_file', value=str(bad))])

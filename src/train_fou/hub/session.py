@@ -97,6 +97,9 @@ class HubSession:
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
         self._brake_acknowledged = False
+        self._applied: int | None = None  # power byte last written on this connection
+        self._deadman = False
+        #: Successful connections so far (tests and logs).
         self.connections = 0
 
     # -- called from any thread -----------------------------------------------------------------
@@ -277,7 +280,7 @@ class HubSession:
         self._set_status(connected=True, name=info.name, address=info.address, kind=info.kind,
                          rssi=info.rssi, applied_power=0, braked=True, last_error='')
         self._event('info', f'connected to {info.name} [{info.address}] {kind_name(info.kind)}')
-        self._applied: int | None = None
+        self._applied = None
         await self._write_power(transport, POWER_BRAKE)  # the first bytes of every connection
         deadline = self._clock() + self.attach_timeout_s
         while not self._attached.is_set():
@@ -327,11 +330,11 @@ class HubSession:
         with self._lock:
             desired = self._desired
         if desired is None or self._clock() - desired[3] > self.deadman_timeout_s:
-            if not getattr(self, '_deadman', False) and desired is not None:
+            if not self._deadman and desired is not None:
                 self._event('warn', f'dead-man: no train/speed_command for {self.deadman_timeout_s:g} s: brake')
             self._deadman = desired is not None
             return POWER_BRAKE, 0
-        if getattr(self, '_deadman', False):
+        if self._deadman:
             self._event('info', 'train/speed_command again: dead-man released')
             self._deadman = False
         power, brake, stamp, _ = desired
