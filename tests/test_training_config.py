@@ -43,3 +43,12 @@ def test_missing_key_and_missing_data_are_refused():
     cfg['data'] = {'real': []}
     with pytest.raises(ConfigError, match='names no dataset'):
         validate(cfg)
+
+
+def test_the_torch_free_training_modules_never_import_torch():
+    import subprocess
+    code = ('import sys; import training.synth, training.dataset, training.evaluate, training.engine, '
+            'training.config, training.model_card, train_fou.render.signs, train_fou.render.scene; '
+            'print("torch" in sys.modules or "ultralytics" in sys.modules)')
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == 'False'

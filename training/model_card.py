@@ -55,6 +55,11 @@ def main(argv: list[str]) -> int:
         if spec.model_kind == 'onnx' and spec.probe() is None:
             rows.append(measure_latency(model, images, name))
     print(json.dumps(rows))
+    if len(argv) > 2:  # a third argument: also print the card's tables from that evaluation report
+        from training.evaluate import format_table  # noqa: PLC0415
+        report = json.loads(pathlib.Path(argv[2]).read_text())
+        print(format_table(report))
+        print(latency_table(rows, 'x86-64, 2 shared cores'))
     return 0
 
 
