@@ -66,7 +66,8 @@ def _cmd_train(args) -> int:
     best, train_s = train(cfg, data_yaml, device=args.device)
     out_dir = pathlib.Path(args.out_dir)
     name = args.model_name or cfg['name']
-    copy_weights(best, pathlib.Path(__file__).resolve().parent / 'runs' / cfg['name'] / f'{name}.pt')
+    copy_weights(best, pathlib.Path(__file__).resolve().parent / 'runs' / cfg['name'] / f'{name}.pt',
+                 {'config': cfg, 'data_hash': data_hash})
     training = {
         'config': cfg, 'config_file': str(pathlib.Path(args.config)),
         'command': ' '.join(['python -m training'] + sys.argv[1:]),

@@ -69,6 +69,13 @@ def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: 
     return onnx_path, json_path
 
 
-def copy_weights(weights: pathlib.Path, dest: pathlib.Path) -> None:
+def copy_weights(weights: pathlib.Path, dest: pathlib.Path, train_fou: Mapping[str, Any] | None = None) -> None:
+    """Copy an ultralytics checkpoint, adding our config and data hash under the key `train_fou`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(weights, dest)
+    if train_fou is None:
+        shutil.copy2(weights, dest)
+        return
+    import torch  # noqa: PLC0415
+    ckpt = torch.load(str(weights), map_location='cpu', weights_only=False)
+    ckpt['train_fou'] = dict(train_fou)
+    torch.save(ckpt, str(dest))

@@ -13,7 +13,7 @@ from train_fou.render.signs import CLASS_NAMES
 from training import config as config_mod
 from training.dataset import SPLITS, dataset_hash, load_names, write_data_yaml
 from training.offline import RUNS_DIR, offline
-from training.synth import SynthConfig, generate_dataset
+from training.synth import SynthConfig, generate_dataset, preview_grid
 
 DATASETS_DIR = pathlib.Path(__file__).resolve().parent / 'datasets'
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -33,6 +33,7 @@ def prepare_synth(synth: Mapping[str, int], out: pathlib.Path, workers: int = 1)
     if out.exists():
         shutil.rmtree(out)
     generate_dataset(out, wanted['counts'], seed=wanted['seed'], cfg=SynthConfig(), workers=workers)
+    preview_grid(out, out / 'preview.png')
     stamp.write_text(json.dumps(wanted))
     return out
 
