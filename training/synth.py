@@ -290,7 +290,7 @@ def preview_grid(root: str | pathlib.Path, out_png: str | pathlib.Path, split: s
             cv2.rectangle(bgr, (int(x1), int(y1)), (int(x2), int(y2)), colors[cls % 4], 2)
             cv2.putText(bgr, CLASS_NAMES[cls] if cls < len(CLASS_NAMES) else str(cls), (int(x1), max(10, int(y1) - 3)),
                         cv2.FONT_HERSHEY_SIMPLEX, 0.45, colors[cls % 4], 1, cv2.LINE_AA)
-        tile = np.full((int(tile_w * 0.75 * 1.34), tile_w, 3), 40, np.uint8)
+        tile = np.full((int(tile_w * 0.75), tile_w, 3), 40, np.uint8)
         s = min(tile.shape[1] / w, tile.shape[0] / h)
         small = cv2.resize(bgr, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
         tile[:small.shape[0], :small.shape[1]] = small
