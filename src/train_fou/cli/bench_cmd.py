@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ultralytics-python', default=os.environ.get('TRAIN_FOU_ULTRALYTICS_PYTHON', ''),
                         metavar='PYTHON', help='interpreter with ultralytics when this one lacks it '
                                                '(default: $TRAIN_FOU_ULTRALYTICS_PYTHON)')
+    parser.add_argument('--soak-s', type=float, default=0.0, metavar='S',
+                        help='also stream frames to the node for S seconds and report latency over time')
+    parser.add_argument('--soak-fps', type=float, default=30.0, help='frame rate of the soak run (default: %(default)s)')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: node, e2e, ultralytics')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
 
@@ -116,6 +119,47 @@ class _Collector:
 
 def _stamp(msg, ns: int) -> None:
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+
+
+def soak(pub, collector, messages, duration_s: float, fps: float) -> dict:
+    """Frames at `fps` for `duration_s`: latency (publish -> detections) early vs late, drops."""
+    with collector.cond:
+        collector.arrivals.clear()
+    sent: dict[int, float] = {}
+    start = next_t = time.monotonic()
+    i = 0
+    while time.monotonic() - start < duration_s:
+        key = time.time_ns()
+        _stamp(messages[i % len(messages)], key)
+        sent[key] = time.perf_counter()
+        pub.publish(messages[i % len(messages)])
+        i += 1
+        next_t += 1.0 / fps
+        time.sleep(max(0.0, next_t - time.monotonic()))
+    time.sleep(1.0)  # the last frame's answer
+    with collector.cond:
+        arrivals = dict(collector.arrivals)
+    rows = sorted((sent[k], t, msg) for k, (t, msg) in arrivals.items() if k in sent)
+    if not rows:
+        return {'frames_sent': len(sent), 'frames_processed': 0}
+    t0 = rows[0][0]
+    lat = [(pub_t - t0, (t - pub_t) * 1e3) for pub_t, t, _ in rows]
+    window = min(20.0, duration_s / 4)
+    first = [ms for at, ms in lat if at < window]
+    last = [ms for at, ms in lat if at >= duration_s - window]
+    dropped = rows[-1][2].frames_dropped - rows[0][2].frames_dropped
+    return {'duration_s': round(duration_s, 1), 'fps': fps, 'frames_sent': len(sent), 'frames_processed': len(rows),
+            'frames_dropped_by_node': dropped, 'frames_lost_before_node': len(sent) - len(rows) - dropped,
+            'inference_ms_p50': percentile([m.inference_ms for _, _, m in rows], 50),
+            'latency_ms_p50': percentile([ms for _, ms in lat], 50),
+            'latency_ms_p95': percentile([ms for _, ms in lat], 95),
+            'latency_ms_max': round(max(ms for _, ms in lat), 3),
+            f'first_{window:g}s_latency_ms_p50': percentile(first, 50),
+            f'first_{window:g}s_latency_ms_p95': percentile(first, 95),
+            f'last_{window:g}s_latency_ms_p50': percentile(last, 50),
+            f'last_{window:g}s_latency_ms_p95': percentile(last, 95),
+            'latency_ms_p50_per_10s': [percentile([ms for at, ms in lat if b <= at < b + 10], 50)
+                                       for b in range(0, max(1, int(duration_s)), 10)]}
 
 
 def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> None:
@@ -194,6 +238,8 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
                 stages.append((msg.preprocess_ms, msg.inference_ms, msg.postprocess_ms))
         if 'node' not in skip:
             result['node_frames_lost'] = len(frames) - len(node_ms)
+            if args.soak_s > 0:
+                result['soak'] = soak(pub, collector, messages, args.soak_s, args.soak_fps)
         missing = [name for name in E2E_NODES if name not in NODE_CLASSES]
         if 'e2e' in skip or 'node' in skip:
             result['reasons']['e2e'] = 'skipped'

@@ -22,7 +22,7 @@ from train_fou.nodes.image_msgs import bgr_from_msg, diagnostics, image_msg
 from train_fou.vision.annotate import draw_detections
 from train_fou.vision.backends import CHOICES
 from train_fou.vision.detector import open_detector, resolve_model_paths
-from train_fou.vision.errors import ImageDecodeError, VisionError
+from train_fou.vision.errors import ImageDecodeError
 from train_fou.vision.frames import NewestSlot, RollingStats
 
 TRANSPORTS = {'raw': ('camera/image_raw', Image), 'compressed': ('camera/image_raw/compressed', CompressedImage)}
@@ -67,7 +67,7 @@ class DetectorNode(Node):
             description='period of /diagnostics', floating_point_range=_float_range(0.1, 60), **read_only))
         self.declare_parameter('warn_throttle_s', 5.0, ParameterDescriptor(
             description='at most one bad-frame warning per this many seconds',
-            floating_point_range=_float_range(0, 3600)))
+            floating_point_range=_float_range(0, 3600), **read_only))
         self._slot: NewestSlot = NewestSlot()
         self._thread = threading.Thread(target=self._inference_loop, name='detector_inference', daemon=True)
         self._detector = None
@@ -128,6 +128,7 @@ class DetectorNode(Node):
     # --- callbacks ----------------------------------------------------------------------------
     def _on_image(self, msg) -> None:
         self._slot.put((msg, time.perf_counter()))
+        time.sleep(0)  # hand the GIL to the inference thread now, not after the executor's next wait
 
     def _inference_loop(self) -> None:
         try:
@@ -175,7 +176,7 @@ class DetectorNode(Node):
         decode_ms = (time.perf_counter() - t0) * 1e3
         try:
             result = self._detector.detect(image)
-        except (VisionError, ValueError, RuntimeError) as err:  # a model/backend fault: keep serving
+        except Exception as err:  # a model/backend fault: log (throttled), skip the frame, keep serving
             self._problem('_errors', f'inference failed: {err}')
             return
         out = SignDetectionArray(header=msg.header, image_width=image.shape[1], image_height=image.shape[0],
