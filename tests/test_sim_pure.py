@@ -211,3 +211,28 @@ def test_real_sign_renderer_draws_every_default_scenario_sign():
     image, truths = episode.frame()
     assert {t.kind for t in truths} <= {s.kind for s in world.track.signs}
     assert image.std() > 5
+
+
+def test_default_scenario_is_winnable_with_a_perfect_detector():
+    """The policy on true boxes: stops before the cliff, obeys limits, holds at stops (10 seeds)."""
+    from train_fou.paths import config_path
+    from train_fou.policy import load_policy
+    from train_fou.sim.drive import drive
+
+    config = load_policy(config_path('policy.yaml'))
+    scenario = load_scenario(default_scenario_path())
+    for run in range(10):
+        episode = Episode(scenario.sample(11, run))
+        drive(episode, config)
+        result = episode.result()
+        assert result.ok, result.as_dict()
+        assert 0.5 < result.margin_m < 6.0
+
+
+def test_truths_without_rendering_match_the_rendered_boxes():
+    world = load_scenario(default_scenario_path()).sample(1, 0)
+    episode = Episode(world)
+    for _ in range(30):
+        episode.advance(60)
+    _image, rendered = episode.frame()
+    assert episode.truths() == rendered and rendered

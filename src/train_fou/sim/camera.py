@@ -7,9 +7,9 @@ row: the floor, rails, sleepers and the cliff edge are drawn from per-row and
 per-pixel tables computed once per run, and each frame only shifts the
 sleepers and moves the edge. Signs are sprites from the training data's
 renderer (`train_fou.render.signs.render_sign`, pole and base plate
-included), drawn at the face height the pinhole model gives (focal length ×
-face height / depth), so they grow as they approach; each sign keeps one
-appearance seed, so only its size changes from frame to frame.
+included), scaled to the face height the pinhole model gives (focal length ×
+face height / depth), so they grow as they approach; each sign is drawn once
+with its own appearance seed, so only its size changes from frame to frame.
 
 Image convention: H×W×3 uint8, BGR (ROS `bgr8`).
 """
@@ -28,10 +28,14 @@ from train_fou.sim.track import Sign, Track
 #: face box (x1, y1, x2, y2) in sprite pixels): `train_fou.render.signs.render_sign`.
 SpriteFn = Callable[[str, int, np.random.Generator], tuple[np.ndarray, tuple[int, int, int, int]]]
 
-#: Faces smaller than this are not drawn (the renderer's own minimum); larger ones
-#: only occur when the sign is about to leave the image.
-MIN_FACE_PX = 4
+#: Faces smaller than this are not drawn; larger ones only occur when the sign
+#: is about to leave the image.
+MIN_FACE_PX = 3
 MAX_FACE_PX = 600
+#: Each sign is drawn once with a face this tall and shrunk per frame (area
+#: interpolation of premultiplied alpha, as the renderer itself shrinks its
+#: supersampled drawing), so a frame costs one resize per sign.
+REFERENCE_FACE_PX = 160
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ class CameraRenderer:
         self.track = track
         self.look = look
         self._sprite_fn = sprite_fn or default_sprite_fn()
-        self._sprites: dict[tuple[int, int], tuple[np.ndarray, tuple[int, int, int, int]]] = {}
+        self._sprites: dict[int, tuple[np.ndarray, tuple[float, float, float, float]]] = {}
         rng = np.random.default_rng(look.seed)
         self._build_tables()
         self._background = self._build_background(rng)
@@ -165,17 +169,24 @@ class CameraRenderer:
         img[self._rails] = (170.0, 170.0, 175.0)
         return img
 
-    def _sprite(self, sign: Sign, face_px: int):
-        key = (sign.appearance_seed, face_px)
-        cached = self._sprites.get(key)
+    def _reference(self, sign: Sign):
+        """The sign drawn once, large (premultiplied float RGBA), and its face box."""
+        cached = self._sprites.get(sign.appearance_seed)
         if cached is None:
-            if len(self._sprites) > 256:
-                self._sprites.clear()
             # The same seed every time: a sign keeps its look while it grows.
-            rgba, box = self._sprite_fn(sign.kind, face_px, np.random.default_rng(sign.appearance_seed))
-            cached = (rgba, tuple(int(v) for v in box))
-            self._sprites[key] = cached
+            rgba, box = self._sprite_fn(sign.kind, REFERENCE_FACE_PX, np.random.default_rng(sign.appearance_seed))
+            pre = rgba.astype(np.float32)
+            pre[:, :, :3] *= pre[:, :, 3:4] / 255.0
+            cached = (pre, tuple(float(v) for v in box))
+            self._sprites[sign.appearance_seed] = cached
         return cached
+
+    def _geometry(self, sign: Sign, face_px: int):
+        """(scale, sprite width, sprite height, face box in sprite pixels) at a face height of face_px."""
+        pre, (x1, y1, x2, y2) = self._reference(sign)
+        scale = face_px / (y2 - y1)
+        sw, sh = max(1, round(pre.shape[1] * scale)), max(1, round(pre.shape[0] * scale))
+        return scale, sw, sh, (x1 * scale, y1 * scale, x2 * scale, y2 * scale)
 
     # --- per frame ------------------------------------------------------------------------
     def render(self, position_m: float, frame_index: int = 0) -> tuple[np.ndarray, list[GroundTruth]]:
@@ -201,7 +212,13 @@ class CameraRenderer:
         out = np.clip(img, 0, 255).astype(np.uint8)
         return out, [t for t in truths if t is not None]
 
-    def _draw_sign(self, img: np.ndarray, sign: Sign, forward_m: float) -> GroundTruth | None:
+    def truths(self, position_m: float) -> list[GroundTruth]:
+        """Where the signs would be in the frame at `position_m`, without drawing it."""
+        truths = [self._draw_sign(None, sign, sign.at_m - position_m)
+                  for sign in self.track.ahead(position_m, self.cam.max_range_m)]
+        return [t for t in truths if t is not None]
+
+    def _draw_sign(self, img: np.ndarray | None, sign: Sign, forward_m: float) -> GroundTruth | None:
         """Draw a sign standing on the table: its sprite's base on the floor, face on top."""
         cam = self.cam
         if forward_m < cam.near_m:
@@ -212,30 +229,31 @@ class CameraRenderer:
         face_px = int(round(cam.focal_px * sign.face_height_m / foot.depth_m))
         if face_px < MIN_FACE_PX or face_px > MAX_FACE_PX:
             return None
-        rgba, (x1, y1, x2, y2) = self._sprite(sign, face_px)
-        sh, sw = rgba.shape[:2]
+        scale, sw, sh, (x1, y1, x2, y2) = self._geometry(sign, face_px)
         x0 = int(round(foot.u - (x1 + x2) / 2.0))
         y0 = int(round(foot.v)) - sh
-        self._blend(img, rgba, x0, y0)
+        if img is not None:
+            pre = self._reference(sign)[0]
+            interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            self._blend(img, cv2.resize(pre, (sw, sh), interpolation=interp), x0, y0)
         bx0, by0, bx1, by1 = x0 + x1, y0 + y1, x0 + x2, y0 + y2
-        cx0, cy0 = max(0, bx0), max(0, by0)
-        cx1, cy1 = min(cam.width, bx1), min(cam.height, by1)
+        cx0, cy0 = max(0.0, bx0), max(0.0, by0)
+        cx1, cy1 = min(float(cam.width), bx1), min(float(cam.height), by1)
         if cx1 <= cx0 or cy1 <= cy0:
             return None
-        visible = (cx1 - cx0) * (cy1 - cy0) / max(1, (bx1 - bx0) * (by1 - by0))
+        visible = (cx1 - cx0) * (cy1 - cy0) / max(1e-9, (bx1 - bx0) * (by1 - by0))
         return GroundTruth(sign.kind, sign.at_m, forward_m,
                            (float(cx0), float(cy0), float(cx1 - cx0), float(cy1 - cy0)), visible)
 
     @staticmethod
-    def _blend(img: np.ndarray, rgba: np.ndarray, x: int, y: int) -> None:
+    def _blend(img: np.ndarray, pre: np.ndarray, x: int, y: int) -> None:
+        """Composite a premultiplied RGBA sprite (float) onto the BGR float image at (x, y)."""
         H, W = img.shape[:2]
-        sh, sw = rgba.shape[:2]
+        sh, sw = pre.shape[:2]
         x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + sw), min(H, y + sh)
         if x1 <= x0 or y1 <= y0:
             return
-        patch = rgba[y0 - y:y1 - y, x0 - x:x1 - x].astype(np.float32)
-        alpha = patch[:, :, 3:4] / 255.0
-        # Sprites are RGBA; the image is BGR.
+        patch = pre[y0 - y:y1 - y, x0 - x:x1 - x]
         region = img[y0:y1, x0:x1]
-        region *= 1.0 - alpha
-        region += alpha * patch[:, :, 2::-1]
+        region *= 1.0 - patch[:, :, 3:4] / 255.0
+        region += patch[:, :, 2::-1]  # sprites are RGB(A), the image is BGR

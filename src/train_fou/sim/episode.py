@@ -27,6 +27,12 @@ class Episode:
         self._still_since: float | None = None
         self._moved = world.start_speed_mps > STILL_MPS
         self.renderer = CameraRenderer(world.camera, world.track, world.look, sprite_fn) if render else None
+        self.stamp_origin_ns = 1_000_000_000  #: simulated time of the first frame (a zero stamp reads as unset)
+
+    @property
+    def stamp_ns(self) -> int:
+        """Simulated time of the current frame."""
+        return self.stamp_origin_ns + round(self.t_s * 1e9)
 
     @property
     def done(self) -> bool:
@@ -37,6 +43,12 @@ class Episode:
         if self.renderer is None:
             raise RuntimeError('episode created with render=False')
         return self.renderer.render(self.state.position_m, self.frame_index)
+
+    def truths(self) -> list[GroundTruth]:
+        """The signs' true boxes now, without rendering the image."""
+        if self.renderer is None:
+            raise RuntimeError('episode created with render=False')
+        return self.renderer.truths(self.state.position_m)
 
     def advance(self, applied_power: int, *, commanded_power: int = 0, brake: bool = False,
                 state: int = -1, labels: Sequence[str] = ()) -> None:
