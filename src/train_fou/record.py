@@ -80,6 +80,11 @@ class BagRecorder:
         self.counts: dict[str, int] = {}
         self.closed = False
 
+    @property
+    def typestore(self):
+        """The rosbags typestore of this bag (to serialize messages written from Python)."""
+        return self._typestore
+
     def add_topic(self, topic: str, msgtype: str) -> None:
         with self._lock:
             if topic in self._connections:

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def state_line(change, first_stamp_ns: int) -> str:
     t = (change.source_stamp_ns - first_stamp_ns) / 1e9 if first_stamp_ns else 0.0
-    before = STATE_NAMES.get(change.before, 'start') if change.before is not None else 'start'
+    before = STATE_NAMES.get(change.before, str(change.before)) if change.before is not None else 'start'
     after = STATE_NAMES.get(change.after, str(change.after))
     power = 'brake' if change.brake else f'power {change.power}'
     return f'[{t:7.2f} s] {before} -> {after} ({power}): {change.reason}'

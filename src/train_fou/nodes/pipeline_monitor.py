@@ -96,7 +96,8 @@ class PipelineMonitor(Node):
                 if record.stamp_ns == source:
                     self._fill(record)
                     break
-        if before is None or before.state != msg.state:
+        # A new state, or a new decision within it (a limit 30 -> 50 stays LIMIT): one line each.
+        if before is None or before.state != msg.state or before.reason != msg.reason:
             self.changes.put(StateChange(stamp_ns(msg.source_stamp), None if before is None else int(before.state),
                                          int(msg.state), int(msg.power), bool(msg.brake), msg.reason))
 
