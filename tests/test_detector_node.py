@@ -134,6 +134,16 @@ def test_a_malformed_raw_frame_is_skipped_and_the_node_still_answers(harness, ba
     assert 'malformed image' in harness.detector._last_problem
 
 
+def test_a_truncated_serialized_message_is_skipped_and_the_node_still_answers(harness):
+    from rclpy.serialization import serialize_message
+    whole = serialize_message(raw_image(255, 3_500_000_001))
+    harness.pub.publish(whole[:len(whole) // 2])  # cut in the middle of the pixels
+    assert wait_until(lambda: harness.detector._bad_frames == 1, 10, harness.spin)
+    assert 'truncated message: data needs 230400 bytes' in harness.detector._last_problem
+    harness.pub.publish(raw_image(255, 3_500_000_002))
+    assert harness.answer(3_500_000_002).detections
+
+
 def test_an_undecodable_jpeg_is_skipped_and_the_node_still_answers(ros_context, model):
     h = Harness(ros_context, model, compressed=True)
     try:

@@ -90,3 +90,45 @@ def test_jpeg_round_trip_and_garbage():
         decode_jpeg(b'\xff\xd8not a jpeg')
     with pytest.raises(ImageDecodeError, match='empty'):
         decode_jpeg(b'')
+
+
+def test_parse_image_reads_a_serialized_image_in_place():
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from train_fou.nodes.image_msgs import image_msg
+    from train_fou.vision.cdr import parse_image
+
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    data = serialize_message(image_msg(pixels, Header(stamp=Time(sec=-3, nanosec=9), frame_id='cam')))
+    fields = parse_image(data)
+    assert fields[:7] == (-3, 9, 'cam', 2, 3, 'bgr8', 9)
+    assert fields.data.tobytes() == pixels.tobytes() and not fields.data.flags.owndata
+
+
+def test_parse_compressed_reads_big_endian_cdr_golden_bytes():
+    from train_fou.vision.cdr import parse_compressed
+
+    data = (b'\x00\x00\x00\x00'          # encapsulation: CDR big endian
+            b'\x00\x00\x00\x07'          # header.stamp.sec = 7
+            b'\x00\x00\x00\x05'          # header.stamp.nanosec = 5
+            b'\x00\x00\x00\x02c\x00'     # header.frame_id = "c"
+            b'\x00\x00'                  # align to 4
+            b'\x00\x00\x00\x05jpeg\x00'  # format = "jpeg"
+            b'\x00\x00\x00'              # align to 4
+            b'\x00\x00\x00\x02\xff\xd8')  # data = ff d8
+    fields = parse_compressed(data)
+    assert fields[:4] == (7, 5, 'c', 'jpeg') and fields.data.tobytes() == b'\xff\xd8'
+
+
+@pytest.mark.parametrize('data, message', [
+    (b'', 'not a CDR message'),
+    (b'\x07\x07\x00\x00', 'not a CDR message'),
+    (b'\x00\x01\x00\x00\x01\x00', 'truncated message: header.stamp.sec'),
+    (b'\x00\x01\x00\x00' + bytes(8) + b'\xff\xff\x00\x00', 'truncated message: header.frame_id needs 65535'),
+])
+def test_parse_image_rejects_garbage(data, message):
+    from train_fou.vision.cdr import parse_image
+    with pytest.raises(ImageDecodeError, match=message):
+        parse_image(data)

@@ -1,7 +1,4 @@
-"""sensor_msgs image messages <-> BGR arrays, and diagnostic statuses (camera, bag player, detector).
-
-Thin: the validation lives in train_fou.vision.images (no ROS there).
-"""
+"""BGR arrays -> sensor_msgs image messages, and diagnostic statuses (camera, bag player, detector)."""
 from __future__ import annotations
 
 import array
@@ -11,7 +8,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from train_fou.vision.images import decode_jpeg, image_from_raw
 
 LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR,
           'stale': DiagnosticStatus.STALE}
@@ -33,13 +29,6 @@ def compressed_msg(jpeg: bytes, header: Header) -> CompressedImage:
     data.frombytes(jpeg)
     msg.data = data
     return msg
-
-
-def bgr_from_msg(msg) -> np.ndarray:
-    """BGR array of an Image (zero-copy for bgr8) or CompressedImage; ImageDecodeError when malformed."""
-    if isinstance(msg, CompressedImage):
-        return decode_jpeg(msg.data)
-    return image_from_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def diagnostics(stamp, name: str, level: str, message: str, values: dict) -> DiagnosticArray:
