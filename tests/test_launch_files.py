@@ -11,6 +11,7 @@ import sys
 import types
 
 import pytest
+import yaml
 
 from train_fou import pipelines
 from train_fou.nodes import NODE_CLASSES
@@ -121,3 +122,25 @@ def test_bad_arguments_are_one_clear_error():
         pipelines.node_parameters('nope')
     with pytest.raises(pipelines.PipelineError, match='argument `seed`'):
         pipelines.node_parameters('sim', {'seed': 'many'})
+
+
+def test_rviz_config_shows_the_annotated_image():
+    config = yaml.safe_load((share_dir() / 'config' / 'train_fou.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    images = {d['Topic']['Value']: d for d in displays if d['Class'] == 'rviz_default_plugins/Image'}
+    assert images['/signs/annotated']['Enabled'] is True
+    assert images['/signs/annotated']['Topic']['Reliability Policy'] == 'Best Effort'  # SPEC §4: sensor data
+
+
+def test_rqt_perspective_opens_image_view_robot_monitor_and_plots():
+    import ast
+    import json
+
+    doc = json.loads((share_dir() / 'config' / 'train_fou.perspective').read_text())
+    manager = doc['groups']['pluginmanager']
+    running = ast.literal_eval(manager['keys']['running-plugins']['repr'])
+    assert {'rqt_image_view/ImageView', 'rqt_robot_monitor/RobotMonitorPlugin', 'rqt_plot/Plot'} <= set(running)
+    view = manager['groups']['plugin__rqt_image_view__ImageView__1']['groups']['plugin']['keys']
+    assert ast.literal_eval(view['topic']['repr']) == '/signs/annotated'
+    plot = manager['groups']['plugin__rqt_plot__Plot__1']['groups']['plugin']['keys']
+    assert '/train/speed_command/power' in ast.literal_eval(plot['topics']['repr'])
