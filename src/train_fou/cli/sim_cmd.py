@@ -32,8 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--params', action='append', type=pathlib.Path, default=[], metavar='YAML',
                         help='extra ROS 2 parameter file for the pipeline nodes; repeatable')
     parser.add_argument('--model', default='', help='detector model (default: models/signs.onnx)')
+    parser.add_argument('--domain-id', type=int, default=None, metavar='N',
+                        help='ROS domain of the runs (default: a random private one, so that no other ROS graph '
+                             'on the network can disturb a campaign; give yours to watch it in rqt/RViz)')
     parser.add_argument('--oracle', action='store_true',
                         help='no detector: the true sign boxes are the detections (tests policy and dynamics)')
+
+
+def private_domain_id() -> int:
+    """A random ROS domain outside the usual 0-101 (valid up to 232 with Fast DDS's port mapping)."""
+    import random
+    return random.SystemRandom().randint(120, 232)
 
 
 def timeline_from_sim(sim, title: str):
@@ -47,7 +56,7 @@ def timeline_from_sim(sim, title: str):
                          entry.state if entry.state >= 0 else None, entry.detections,
                          position_m=entry.position_m, speed_mps=entry.speed_mps)
         if entry.frame is not None:
-            timeline.frames.append((i, entry.frame))
+            timeline.frames.append((i, entry.frame, entry.frame_scale))
     for sign in sim.world.track.signs:
         if label_of(sign.kind):
             timeline.landmarks.append((sign.at_m, sign.kind))
@@ -56,14 +65,20 @@ def timeline_from_sim(sim, title: str):
 
 
 def run_one(context, names, params, stop, wall_limit_s: float):
-    """Start the pipeline, spin until track_sim reports its result; returns the track_sim node."""
-    from rclpy.executors import MultiThreadedExecutor
+    """Start the pipeline, spin until track_sim reports its result; returns the track_sim node.
+
+    One executor thread: the nodes' callbacks are short (inference has its own
+    thread, the hub its own asyncio loop), and in lockstep nothing runs in
+    parallel anyway; a single thread halves the wall time of a run against
+    the MultiThreadedExecutor and keeps the order of callbacks steadier.
+    """
+    from rclpy.executors import SingleThreadedExecutor
 
     from train_fou.nodes.runner import create_nodes, destroy_nodes
 
     nodes = create_nodes(names, params, context=context)
     sim = nodes[names.index('track_sim')]
-    executor = MultiThreadedExecutor(context=context)
+    executor = SingleThreadedExecutor(context=context)
     try:
         for node in nodes:
             executor.add_node(node)
@@ -107,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     restore = install_stop_signals(stop)
+    domain_id = args.domain_id if args.domain_id is not None else private_domain_id()
     context = Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
     started = time.monotonic()
     results: list[dict] = []
     report_files: dict[str, dict] = {}
@@ -149,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     summary_totals = totals(results)
     summary_totals['wall_s'] = round(time.monotonic() - started, 1)
     summary_totals['all_ok'] = bool(results) and all(r['ok'] for r in results) and len(results) == args.runs
-    document = {'scenario': scenario.name, 'seed': args.seed, 'pipeline': pipeline, 'runs': results,
+    document = {'scenario': scenario.name, 'seed': args.seed, 'pipeline': pipeline, 'domain_id': domain_id,
+                'runs': results,
                 'totals': summary_totals}
     if args.report:
         args.report.mkdir(parents=True, exist_ok=True)
