@@ -144,3 +144,8 @@ def test_rqt_perspective_opens_image_view_robot_monitor_and_plots():
     assert ast.literal_eval(view['topic']['repr']) == '/signs/annotated'
     plot = manager['groups']['plugin__rqt_plot__Plot__1']['groups']['plugin']['keys']
     assert '/train/speed_command/power' in ast.literal_eval(plot['topics']['repr'])
+
+
+def test_run_pipeline_choices_are_the_pipelines():
+    from train_fou.cli import run_cmd
+    assert set(run_cmd.PIPELINE_NAMES) == set(pipelines.PIPELINES)

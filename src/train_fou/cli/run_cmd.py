@@ -10,6 +10,8 @@ HELP = 'run pipeline nodes in one process (MultiThreadedExecutor) until Ctrl-C o
 
 #: What `train-fou run` starts without --nodes: the bag/sim-free pipeline core.
 DEFAULT_NODES = ('detector_node', 'speed_controller', 'hub_node')
+#: Pipelines (train_fou.pipelines, the table the launch files read): train, replay, sim, ...
+PIPELINE_NAMES = ('train', 'replay', 'sim', 'sim-oracle', 'core')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='YAML', help='extra ROS 2 parameter file, applied after config/<node>.yaml; repeatable')
     parser.add_argument('--namespace', default='', help='namespace for every node (moves all topics)')
     parser.add_argument('--list', action='store_true', help='list the known nodes and exit')
+    parser.add_argument('--pipeline', choices=PIPELINE_NAMES, default=None,
+                        help='start a whole pipeline as its launch file does (nodes, parameter files, '
+                             'overrides from train_fou.pipelines); replaces --nodes')
 
 
 def load_node_params(names, extra_files) -> dict:
@@ -42,8 +47,13 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print('\n'.join(sorted(NODE_CLASSES)))
         return 0
-    names = [name.strip() for name in args.nodes.split(',') if name.strip()]
-    params = load_node_params(names, args.params)
+    if args.pipeline:
+        from train_fou import pipelines
+        names = list(pipelines.pipeline(args.pipeline).nodes)
+        params = pipelines.node_parameters(args.pipeline, {'namespace': args.namespace}, args.params)
+    else:
+        names = [name.strip() for name in args.nodes.split(',') if name.strip()]
+        params = load_node_params(names, args.params)
     unknown = [name for name in names if name not in NODE_CLASSES]
     if unknown:
         raise CliError(f'unknown node(s) {", ".join(unknown)}; known: {", ".join(sorted(NODE_CLASSES)) or "none"}')
