@@ -41,7 +41,7 @@ test: setup
 	$(VPY) -m pytest -q tests
 
 demo: setup
-	$(VENV)/bin/train-fou demo
+	$(VENV)/bin/train-fou replay $(CURDIR)/bags/cliff_danger.mcap --hub sim
 
 lock:
 	$(VPY) tools/lock.py > requirements.txt
