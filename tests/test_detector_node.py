@@ -194,7 +194,7 @@ def test_the_node_refuses_to_start_without_its_model(ros_context, tmp_path):
 
 def test_newest_slot_counts_replaced_items_and_hands_out_the_newest():
     slot = NewestSlot()
-    assert slot.put(1) is False and slot.put(2) is True and slot.put(3) is True
+    assert slot.put(1) is None and slot.put(2) == 1 and slot.put(3) == 2
     assert slot.take(0) == 3 and slot.dropped == 2 and slot.received == 3
     assert slot.take(0.01) is None
     slot.close()

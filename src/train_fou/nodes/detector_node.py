@@ -1,20 +1,23 @@
 """detector_node: camera/image_raw -> signs/detections (+ signs/annotated, /diagnostics).
 
-The subscription only drops the newest frame into a one-place mailbox; a
-dedicated inference thread loads the backend (and so owns the CUDA context),
-takes the newest frame, runs the model and publishes. Frames replaced before
+The subscription takes the serialized image, views its pixels in place,
+letterboxes them into one of three reusable tensors and drops the frame into a
+one-place mailbox; a dedicated inference thread loads the backend (and so owns
+the CUDA context), takes the newest frame, runs the model and publishes. Frames replaced before
 inference are counted, never queued. The node refuses to start without its
 model or metadata (one error naming the path).
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
+from typing import NamedTuple
 
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -28,6 +31,7 @@ from train_fou.vision.cdr import parse_compressed, parse_image
 from train_fou.vision.errors import ImageDecodeError
 from train_fou.vision.images import decode_jpeg, image_from_raw
 from train_fou.vision.frames import NewestSlot, RollingStats
+from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
 
 TRANSPORTS = {'raw': ('camera/image_raw', Image), 'compressed': ('camera/image_raw/compressed', CompressedImage)}
 
@@ -40,6 +44,18 @@ def _decode_raw(data):
 def _decode_compressed(data):
     fields = parse_compressed(data)
     return fields, decode_jpeg(fields.data)
+
+
+class PendingFrame(NamedTuple):
+    """A decoded, letterboxed frame waiting for the model."""
+
+    header: Header
+    image: 'object'  # BGR array (a view into the message for bgr8)
+    tensor: 'object'  # the network input, owned by `boxer` until the frame is done
+    info: LetterboxInfo
+    boxer: Letterboxer
+    received: float  # perf_counter() when the message arrived
+    preprocess_ms: float  # decode + letterbox
 
 
 #: transport -> serialized message -> (fields with header, BGR image). The pixels are
@@ -88,6 +104,8 @@ class DetectorNode(Node):
             description='at most one bad-frame warning per this many seconds',
             floating_point_range=_float_range(0, 3600), **read_only))
         self._slot: NewestSlot = NewestSlot()
+        self._boxers: collections.deque = collections.deque()
+        self._boxers_lock = threading.Lock()
         self._thread = threading.Thread(target=self._inference_loop, name='detector_inference', daemon=True)
         self._detector = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -148,8 +166,39 @@ class DetectorNode(Node):
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_image(self, serialized: bytes) -> None:
-        self._slot.put((serialized, time.perf_counter()))
+        """Decode and letterbox at once (the inference thread is then free for the model), queue newest."""
+        received = time.perf_counter()
+        try:
+            fields, image = self._decode(serialized)
+        except ImageDecodeError as err:
+            self._problem('_bad_frames', f'skipping a malformed image: {err}')
+            return
+        except Exception as err:  # never let a frame take the executor down
+            self._problem('_errors', f'cannot read an image message: {err}')
+            return
+        boxer = self._take_letterboxer()
+        try:
+            tensor, info = boxer(image)
+        except Exception as err:
+            self._give_letterboxer(boxer)
+            self._problem('_bad_frames', f'skipping an image that cannot be letterboxed: {err}')
+            return
+        header = Header(stamp=Time(sec=fields.sec, nanosec=fields.nanosec), frame_id=fields.frame_id)
+        frame = PendingFrame(header, image, tensor, info, boxer, received, (time.perf_counter() - received) * 1e3)
+        replaced = self._slot.put(frame)
+        if replaced is not None:  # dropped before inference: its buffers are free again
+            self._give_letterboxer(replaced.boxer)
         time.sleep(0)  # hand the GIL to the inference thread now, not after the executor's next wait
+
+    def _take_letterboxer(self) -> Letterboxer:
+        with self._boxers_lock:
+            if self._boxers:
+                return self._boxers.pop()
+        return Letterboxer(self._detector.metadata.imgsz)
+
+    def _give_letterboxer(self, boxer: Letterboxer) -> None:
+        with self._boxers_lock:
+            self._boxers.append(boxer)
 
     def _inference_loop(self) -> None:
         try:
@@ -169,16 +218,21 @@ class DetectorNode(Node):
             if note.level == 'error':
                 self.get_logger().error(f'{note.backend}: {note.message}')
         self.get_logger().info(f'backend {choice.reason}')
+        # One letterbox buffer in inference, one waiting in the slot, one being filled.
+        self._boxers.extend(Letterboxer(detector.metadata.imgsz) for _ in range(3))
         self._detector, self._backend_name = detector, detector.backend_name
         self._ready.set()
         try:
             while True:
-                item = self._slot.take(timeout_s=0.5)
-                if item is None:
+                frame = self._slot.take(timeout_s=0.5)
+                if frame is None:
                     if self._slot.closed:
                         return
                     continue
-                self._process(*item)
+                try:
+                    self._process(frame)
+                finally:
+                    self._give_letterboxer(frame.boxer)
         finally:
             detector.close()
 
@@ -187,31 +241,24 @@ class DetectorNode(Node):
         self._last_problem = message
         self.get_logger().warning(message, throttle_duration_sec=self.get_parameter('warn_throttle_s').value)
 
-    def _process(self, serialized: bytes, received: float) -> None:
-        t0 = time.perf_counter()
+    def _process(self, frame: 'PendingFrame') -> None:
         try:
-            fields, image = self._decode(serialized)
-        except ImageDecodeError as err:
-            self._problem('_bad_frames', f'skipping a malformed image: {err}')
-            return
-        header = Header(stamp=Time(sec=fields.sec, nanosec=fields.nanosec), frame_id=fields.frame_id)
-        decode_ms = (time.perf_counter() - t0) * 1e3
-        try:
-            result = self._detector.detect(image)
+            detections, inference_ms, postprocess_ms = self._detector.infer(frame.tensor, frame.info)
         except Exception as err:  # a model/backend fault: log (throttled), skip the frame, keep serving
             self._problem('_errors', f'inference failed: {err}')
             return
-        out = SignDetectionArray(header=header, image_width=image.shape[1], image_height=image.shape[0],
-                                 backend=self._backend_name, preprocess_ms=decode_ms + result.preprocess_ms,
-                                 inference_ms=result.inference_ms, postprocess_ms=result.postprocess_ms,
+        image = frame.image
+        out = SignDetectionArray(header=frame.header, image_width=image.shape[1], image_height=image.shape[0],
+                                 backend=self._backend_name, preprocess_ms=frame.preprocess_ms,
+                                 inference_ms=inference_ms, postprocess_ms=postprocess_ms,
                                  frames_dropped=self._slot.dropped)
         out.detections = [SignDetection(class_id=d.class_id, label=d.label, score=d.score, x_min=d.x1, y_min=d.y1,
-                                        width=d.x2 - d.x1, height=d.y2 - d.y1) for d in result.detections]
+                                        width=d.x2 - d.x1, height=d.y2 - d.y1) for d in detections]
         self._detections_pub.publish(out)
         done = time.perf_counter()
-        self._stats.add(done, (done - received) * 1e3)
+        self._stats.add(done, (done - frame.received) * 1e3)
         if self._annotated_pub.get_subscription_count() > 0:
-            self._annotated_pub.publish(image_msg(draw_detections(image, result.detections), header))
+            self._annotated_pub.publish(image_msg(draw_detections(image, detections), frame.header))
 
     def _publish_diagnostics(self) -> None:
         now = time.perf_counter()

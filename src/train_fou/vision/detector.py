@@ -83,17 +83,23 @@ class Detector:
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         return self.letterboxer(image_bgr)
 
-    def detect(self, image_bgr: np.ndarray) -> DetectionResult:
+    def infer(self, tensor: np.ndarray, info: LetterboxInfo) -> tuple[list[Detection], float, float]:
+        """Inference and decoding of a pre-processed tensor: (detections, inference_ms, postprocess_ms)."""
         t0 = time.perf_counter()
-        tensor, info = self.letterboxer(image_bgr)
-        t1 = time.perf_counter()
         output = self.backend.infer(tensor)
-        t2 = time.perf_counter()
+        t1 = time.perf_counter()
         meta = self.metadata
         detections = decode_yolov8(output, info, self.conf_threshold, self.iou_threshold, meta.num_classes,
                                    meta.names, self.max_detections)
-        t3 = time.perf_counter()
-        return DetectionResult(detections, info, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return detections, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
+
+    def detect(self, image_bgr: np.ndarray) -> DetectionResult:
+        """Letterbox, infer and decode one BGR image, timing each stage."""
+        t0 = time.perf_counter()
+        tensor, info = self.letterboxer(image_bgr)
+        preprocess_ms = (time.perf_counter() - t0) * 1e3
+        detections, inference_ms, postprocess_ms = self.infer(tensor, info)
+        return DetectionResult(detections, info, preprocess_ms, inference_ms, postprocess_ms)
 
     def close(self) -> None:
         self.backend.close()

@@ -26,11 +26,11 @@ class NewestSlot(Generic[T]):
         self.dropped = 0  # items replaced before anyone took them
         self.received = 0
 
-    def put(self, item: T) -> bool:
-        """Store `item`; True when it replaced an item that was never taken (a dropped frame)."""
+    def put(self, item: T) -> T | None:
+        """Store `item`; returns the item it replaced before anyone took it (a dropped frame), else None."""
         with self._cond:
-            replaced = self._full
-            if replaced:
+            replaced = self._item if self._full else None
+            if self._full:
                 self.dropped += 1
             self._item, self._full = item, True
             self.received += 1
