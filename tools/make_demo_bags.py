@@ -86,7 +86,7 @@ def make_bag(scenario_path: pathlib.Path, seed: int, out: pathlib.Path, quality:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', type=pathlib.Path, default=pathlib.Path('bags'))
-    parser.add_argument('--quality', type=int, default=70, help='JPEG quality')
+    parser.add_argument('--quality', type=int, default=60, help='JPEG quality')
     parser.add_argument('--force', action='store_true', help='replace existing bags')
     args = parser.parse_args(argv)
     scenarios = pathlib.Path(__file__).resolve().parents[1] / 'config' / 'scenarios'

@@ -92,10 +92,10 @@ class Look:
     contrast: float = 1.0
     tint_bgr: tuple[float, float, float] = (1.0, 1.0, 1.0)
     noise_std: float = 3.0
-    wall_bgr: tuple[float, float, float] = (180.0, 190.0, 200.0)
     table_bgr: tuple[float, float, float] = (70.0, 110.0, 150.0)
     void_bgr: tuple[float, float, float] = (25.0, 25.0, 30.0)
-    clutter: int = 8            #: random furniture/poster rectangles on the wall
+    #: what is seen beyond the table: a train_fou.render.scene background kind
+    backdrop: str = 'room'
     seed: int = 0
 
 
@@ -142,14 +142,12 @@ class CameraRenderer:
         cam, look, track = self.cam, self.look, self.track
         h, w = cam.height, cam.width
         img = np.empty((h, w, 3), np.float32)
-        img[:] = np.asarray(look.wall_bgr, np.float32)
-        # The wall: vertical shading plus furniture and posters.
-        shade = np.linspace(0.85, 1.1, h, dtype=np.float32)[:, None, None]
-        img *= shade
-        for _ in range(look.clutter):
-            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, max(1, h // 2)))
-            bw, bh = int(rng.integers(w // 20, w // 4)), int(rng.integers(h // 20, h // 3))
-            img[y0:y0 + bh, x0:x0 + bw] = rng.uniform(30, 230, 3).astype(np.float32)
+        # Beyond the table: the room, from the training data's background generator.
+        horizon = int(np.argmax(self.row_is_ground)) if self.row_is_ground.any() else h
+        if horizon > 0:
+            from train_fou.render.scene import background
+            room, _ground_y = background(look.backdrop, w, horizon, rng)
+            img[:horizon] = room[:, :, ::-1].astype(np.float32)
         # The table: planks along the track, with per-plank tone and fine grain.
         ground = self.row_is_ground
         lat = np.where(np.isfinite(self.lateral_m), self.lateral_m, 0.0)

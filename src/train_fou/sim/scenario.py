@@ -101,6 +101,13 @@ def draw(rng: np.random.Generator, value: Any) -> Any:
     return value
 
 
+def _choice(rng: np.random.Generator, value: Any) -> Any:
+    """A list of options -> one of them; a single value as is."""
+    if isinstance(value, (list, tuple)):
+        return value[int(rng.integers(0, len(value)))]
+    return value
+
+
 def _section(spec: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     section = spec.get(name) or {}
     if not isinstance(section, Mapping):
@@ -135,9 +142,8 @@ def _sample_world(scenario: Scenario, rng: np.random.Generator, seed: tuple[int,
         contrast=float(draw(rng, look_spec.get('contrast', 1.0))),
         tint_bgr=(tint[0], tint[1], tint[2]),
         noise_std=float(draw(rng, look_spec.get('noise_std', 3.0))),
-        wall_bgr=tuple(float(v) for v in rng.uniform(90, 230, 3)),
         table_bgr=tuple(float(v) for v in rng.uniform(50, 170, 3)),
-        clutter=int(draw(rng, look_spec.get('clutter', 8))),
+        backdrop=str(_choice(rng, look_spec.get('backdrop', 'room'))),
         seed=int(rng.integers(0, 2**31 - 1)),
     )
     return World(
