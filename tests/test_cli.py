@@ -67,3 +67,15 @@ def test_run_starts_the_default_pipeline_and_stops_cleanly_on_signal(signum):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_node_that_refuses_to_start_gives_one_line_not_a_traceback(tmp_path):
+    bad_policy = tmp_path / 'policy.yaml'
+    bad_policy.write_text('cruise_power_pct: 500\n')
+    params = tmp_path / 'params.yaml'
+    params.write_text(f'speed_controller:\n  ros__parameters:\n    policy_file: {bad_policy}\n')
+    result = run_cli('run', '--nodes', 'speed_controller', '--params', str(params))
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('train-fou run: error: ') and str(bad_policy) in lines[0]
