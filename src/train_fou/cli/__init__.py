@@ -14,11 +14,11 @@ import sys
 #: subcommand -> module. Only working subcommands are listed here.
 COMMANDS: dict[str, str] = {
     'run': 'train_fou.cli.run_cmd',
-    'detect': 'train_fou.cli.detect_cmd',
-    'bench': 'train_fou.cli.bench_cmd',
     'hub': 'train_fou.cli.hub_cmd',
     'sim': 'train_fou.cli.sim_cmd',
     'replay': 'train_fou.cli.replay_cmd',
+    'detect': 'train_fou.cli.detect_cmd',
+    'bench': 'train_fou.cli.bench_cmd',
 }
 
 
@@ -39,14 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_user_error(err: BaseException) -> bool:
+    """Errors the project raises on purpose (its own exception classes) carry a message
+    that names the bad value and what to fix: print that line. Anything else is a bug
+    and keeps its traceback."""
+    return isinstance(err, FileNotFoundError) or type(err).__module__.startswith('train_fou.')
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from train_fou.params import ParamsFileError
-    known_errors: tuple[type[BaseException], ...] = (CliError, ParamsFileError, FileNotFoundError)
     try:
         return int(args._run(args) or 0)
-    except known_errors as err:
-        print(f'train-fou {args.command}: error: {err}', file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        print(f'train-fou {args.command}: error: {err}', file=sys.stderr)
+        return 2
