@@ -48,7 +48,8 @@ class Rig:
                                       BEST_EFFORT)
         self.node.create_subscription(CameraInfo, 'camera/camera_info', self.infos.append, BEST_EFFORT)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append, 10)
-        self.camera = CameraNode(context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        overrides = [Parameter(k, value=v) for k, v in params.items()]
+        self.camera = CameraNode(context=context, parameter_overrides=overrides)
         self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.camera)
         self.executor.add_node(self.node)

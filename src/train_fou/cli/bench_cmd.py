@@ -51,13 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup', type=int, default=10, help='unmeasured frames first (default: %(default)s)')
     parser.add_argument('--backend', default='auto', help='auto, tensorrt, onnxruntime-cuda or onnxruntime-cpu')
     parser.add_argument('--size', default='640x480', help='camera frame WIDTHxHEIGHT (default: %(default)s)')
-    parser.add_argument('--e2e-rate', type=float, default=15.0, help='frame rate of the pipeline run (Hz)')
+    parser.add_argument('--e2e-rate', type=float, default=30.0,
+                        help='camera frame rate of the pipeline run (default: %(default)s Hz)')
     parser.add_argument('--ultralytics-python', default=os.environ.get('TRAIN_FOU_ULTRALYTICS_PYTHON', ''),
                         metavar='PYTHON', help='interpreter with ultralytics when this one lacks it '
                                                '(default: $TRAIN_FOU_ULTRALYTICS_PYTHON)')
     parser.add_argument('--soak-s', type=float, default=0.0, metavar='S',
                         help='also stream frames to the node for S seconds and report latency over time')
-    parser.add_argument('--soak-fps', type=float, default=30.0, help='frame rate of the soak run (default: %(default)s)')
+    parser.add_argument('--soak-fps', type=float, default=30.0,
+                        help='frame rate of the soak run (default: %(default)s)')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: node, e2e, ultralytics')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
 
@@ -291,10 +293,10 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
             elif not lat:
                 result['reasons']['e2e'] = 'hub/state reported no command latency'
     finally:
+        destroy_nodes(nodes)  # while the executor still spins: the hub brakes and publishes its state
         stop.set()
         if spinner is not None:
             spinner.join(5)
-        destroy_nodes(nodes)
         if executor is not None:
             executor.shutdown()
         rclpy.shutdown(context=context)

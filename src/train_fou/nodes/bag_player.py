@@ -42,7 +42,8 @@ class BagPlayer(Node):
         self.declare_parameter('message_type', 'auto', ParameterDescriptor(
             description='auto, raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage)', **ro))
         self.declare_parameter('rate', 1.0, ParameterDescriptor(
-            description='playback speed factor; 0: as fast as the detector answers', floating_point_range=_range(0, 100)))
+            description='playback speed factor; 0: as fast as the detector answers',
+            floating_point_range=_range(0, 100)))
         self.declare_parameter('loop', False, ParameterDescriptor(description='start over at the end'))
         self.declare_parameter('start_offset_s', 0.0, ParameterDescriptor(
             description='skip this much of the recording', floating_point_range=_range(0, 1e6), **ro))

@@ -52,7 +52,8 @@ class CameraNode(Node):
         declare('height', 480, ParameterDescriptor(description='pixels', integer_range=_irange(16, 8192), **ro))
         declare('fps', 30.0, ParameterDescriptor(description='frames per second (files: when they do not say)',
                                                  floating_point_range=_frange(0.1, 240), **ro))
-        declare('pixel_format', 'MJPG', ParameterDescriptor(description='V4L2 FOURCC (MJPG, YUYV); empty: default', **ro))
+        declare('pixel_format', 'MJPG', ParameterDescriptor(
+            description='V4L2 FOURCC (MJPG, YUYV); empty: default', **ro))
         declare('loop', True, ParameterDescriptor(description='source=file: start over at the end'))
         declare('frame_id', 'camera', ParameterDescriptor(description='header.frame_id of every message'))
         declare('publish_compressed', False, ParameterDescriptor(
@@ -78,7 +79,8 @@ class CameraNode(Node):
         self._image_pub = self.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
         self._compressed_pub = (self.create_publisher(CompressedImage, 'camera/image_raw/compressed', qos.SENSOR)
                                 if value('publish_compressed').value else None)
-        self._info_pub = self.create_publisher(CameraInfo, 'camera/camera_info', qos.SENSOR) if self._calibration else None
+        self._info_pub = (self.create_publisher(CameraInfo, 'camera/camera_info', qos.SENSOR)
+                          if self._calibration else None)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self._backoff = Backoff(value('retry_initial_s').value, value('retry_max_s').value)
         self.frames = 0

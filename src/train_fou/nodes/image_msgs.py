@@ -31,9 +31,12 @@ def compressed_msg(jpeg: bytes, header: Header) -> CompressedImage:
     return msg
 
 
+def _text(value) -> str:
+    return 'n/a' if value is None else (f'{value:.2f}' if isinstance(value, float) else str(value))
+
+
 def diagnostics(stamp, name: str, level: str, message: str, values: dict) -> DiagnosticArray:
     """A DiagnosticArray with one status; values are stringified (None -> 'n/a')."""
     status = DiagnosticStatus(level=LEVELS[level], name=name, message=message, hardware_id='train_fou')
-    status.values = [KeyValue(key=str(k), value='n/a' if v is None else (f'{v:.2f}' if isinstance(v, float) else str(v)))
-                     for k, v in values.items()]
+    status.values = [KeyValue(key=str(k), value=_text(v)) for k, v in values.items()]
     return DiagnosticArray(header=Header(stamp=stamp), status=[status])
