@@ -10,11 +10,21 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from train_fou import qos
 from train_fou.msg import HubState, SignDetectionArray, SpeedCommand
+
+
+def bgr_of(msg) -> 'np.ndarray':
+    """BGR pixels of an Image or CompressedImage (ImageDecodeError when malformed)."""
+    from train_fou.vision.images import decode_jpeg, image_from_raw
+    if isinstance(msg, CompressedImage):
+        return decode_jpeg(msg.data)
+    return image_from_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
 
 
 def stamp_ns(stamp) -> int:
@@ -113,10 +123,9 @@ class PipelineMonitor(Node):
             return
         import cv2
 
-        from train_fou.nodes.image_msgs import bgr_from_msg
         from train_fou.vision.errors import ImageDecodeError
         try:
-            image = bgr_from_msg(msg)
+            image = bgr_of(msg)
         except ImageDecodeError:
             return  # the detector reports malformed frames
         scale = self._image_width / image.shape[1]
