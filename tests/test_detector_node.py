@@ -225,3 +225,21 @@ def test_with_a_slow_model_frames_are_dropped_and_counted_not_queued(ros_context
         assert max(lags[-5:]) < 4 * inference_ms + 200
     finally:
         h.close()
+
+
+def test_an_engine_that_does_not_deserialize_falls_back_to_onnx_and_the_node_runs(ros_context, model, monkeypatch,
+                                                                                    capfd):
+    from test_vision_backends import install_fake_gpu
+    install_fake_gpu(monkeypatch, deserializes=False)
+    engine = model.with_suffix('.engine')
+    engine.write_bytes(b'built for another GPU')
+    h = Harness(ros_context, engine)
+    try:
+        h.pub.publish(raw_image(255, 8_000_000_000))
+        assert h.answer(8_000_000_000).backend == 'onnxruntime-cpu'
+    finally:
+        h.close()
+    log = capfd.readouterr().err
+    assert log.count('cannot deserialize this engine') == 1  # one clear error line
+    assert log.count('backend onnxruntime-cpu (fastest available') == 1  # the choice, logged once
+    assert 'tensorrt: could not load its model (error above)' in log

@@ -110,7 +110,8 @@ def open_backend(requested: str, onnx_path: str | pathlib.Path | None,
             continue
         why = 'requested' if name == requested else (
             'fastest available' if requested == AUTO else f'fallback for {requested}')
-        skipped = '; '.join(f'{n.backend}: {n.message}' for n in notes)
+        skipped = '; '.join(f'{n.backend}: ' + ('could not load its model (error above)' if n.level == 'error'
+                                               else n.message) for n in notes)
         reason = f'{name} ({why}, {path})' + (f'; skipped {skipped}' if skipped else '')
         return BackendChoice(backend, reason, tuple(notes))
     detail = '; '.join(f'{n.backend}: {n.message}' for n in notes) or 'no candidates'
