@@ -104,3 +104,24 @@ def test_lockstep_results_do_not_depend_on_how_fast_the_pipeline_answers(ros_con
     slow_sim, _, slow = run_sim(ros_context, scenario_file, power=40, delay_s=0.03)
     assert fast == slow
     assert [e.position_m for e in fast_sim.log] == [e.position_m for e in slow_sim.log]
+
+
+def test_free_running_sim_steps_on_wall_time_without_waiting(ros_context, scenario_file):
+    """lockstep false: a camera at its frame rate, no /clock, stamps from the node's clock."""
+    sim = TrackSim(context=ros_context, parameter_overrides=build_parameters(
+        {'scenario': str(scenario_file), 'seed': 3, 'lockstep': False}))
+    frames = []
+    watcher = Node('watcher', context=ros_context)
+    watcher.create_subscription(Image, 'camera/image_raw', frames.append, qos.SENSOR)
+    executor = MultiThreadedExecutor(context=ros_context)
+    for node in (sim, watcher):
+        executor.add_node(node)
+    try:
+        assert wait_until(lambda: len(frames) >= 5, 20.0, spin=lambda s: executor.spin_once(timeout_sec=s))
+    finally:
+        executor.shutdown()
+        sim.destroy_node()
+        watcher.destroy_node()
+    assert sim._clock_pub is None  # no /clock without lockstep
+    stamps = [f.header.stamp.sec * 10**9 + f.header.stamp.nanosec for f in frames]
+    assert stamps == sorted(stamps) and stamps[0] > 10**18  # wall-clock stamps, not simulated ones
