@@ -3,7 +3,9 @@
 - raw_session_ms: the bare inference call (backend.infer on a pre-processed tensor);
 - node_ms: detector_node over DDS, image message published -> detections message received;
 - e2e_ms: image stamp -> bytes written to the simulated hub (detector, speed_controller,
-  hub_node with the sim backend), once those nodes exist;
+  hub_node with the sim backend) at the camera rate, once those nodes exist; the hub
+  writes only when the power changes, so its samples are the decisions that changed it.
+  image_to_command_ms splits that: image stamp -> the controller's first command on it;
 - ultralytics_ms: ultralytics predict on the same model and frames, here or in another
   interpreter (--ultralytics-python, e.g. the training venv), null when not installed.
 Raw and node measurements alternate frame by frame, so both see the same machine load.
@@ -97,7 +99,9 @@ class _Collector:
         self.cond = threading.Condition()
         self.arrivals: dict[int, tuple[float, object]] = {}
         self.latencies: list[float] = []
+        self.command_latencies: list[float] = []
         self._last_latency = None
+        self._last_source = None
 
     def on_detections(self, msg) -> None:
         now = time.perf_counter()
@@ -111,6 +115,12 @@ class _Collector:
         if latency > 0 and latency != self._last_latency:  # a new write (states are also republished)
             self.latencies.append(latency)
         self._last_latency = latency
+
+    def on_command(self, msg) -> None:
+        source = msg.source_stamp.sec * 1_000_000_000 + msg.source_stamp.nanosec
+        if source and source != self._last_source:  # the first command decided on a new image
+            self.command_latencies.append((time.time_ns() - source) / 1e6)
+        self._last_source = source
 
     def wait_for(self, key: int, timeout_s: float):
         with self.cond:
@@ -196,7 +206,7 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     from sensor_msgs.msg import Image
 
     from train_fou import qos
-    from train_fou.msg import HubState, SignDetectionArray
+    from train_fou.msg import HubState, SignDetectionArray, SpeedCommand
     from train_fou.nodes import NODE_CLASSES
     from train_fou.nodes.detector_node import DetectorNode
     from train_fou.nodes.runner import create_nodes, destroy_nodes
@@ -222,6 +232,7 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
         bench.create_subscription(SignDetectionArray, 'signs/detections', collector.on_detections, qos.RELIABLE)
         bench.create_subscription(HubState, 'hub/state', collector.on_hub_state, qos.LATCHED)
+        bench.create_subscription(SpeedCommand, 'train/speed_command', collector.on_command, qos.RELIABLE)
         executor = SingleThreadedExecutor(context=context)
         for node in nodes:
             executor.add_node(node)
@@ -282,11 +293,16 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
                 pub.publish(messages.stamped(k, time.time_ns()))
                 if i == args.warmup:
                     collector.latencies.clear()
+                    collector.command_latencies.clear()
                 next_t += period
                 time.sleep(max(0.0, next_t - time.monotonic()))
             time.sleep(0.5)  # the last command reaches the hub
             lat = list(collector.latencies)
             result['e2e_samples'] = len(lat)
+            commands = list(collector.command_latencies)
+            # Where the time goes: image stamp -> the controller's first command on that image.
+            result['image_to_command_ms_p50'] = percentile(commands, 50)
+            result['image_to_command_ms_p99'] = percentile(commands, 99)
             result['e2e_ms_p50'], result['e2e_ms_p99'] = percentile(lat, 50), percentile(lat, 99)
             if callback_errors:
                 result['reasons']['e2e'] = f'a pipeline callback failed ({len(callback_errors)}x): {callback_errors[0]}'
