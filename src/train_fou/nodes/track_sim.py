@@ -80,8 +80,8 @@ class TrackSim(Node):
             description='step only when the pipeline answered the frame, publish /clock (others: use_sim_time)', **ro))
         self.declare_parameter('wait_for_command', True, ParameterDescriptor(
             description='lockstep also waits for train/speed_command with the frame as source_stamp', **ro))
-        self.declare_parameter('retry_s', 1.0, ParameterDescriptor(
-            description='wall time before an unanswered frame is published again',
+        self.declare_parameter('retry_s', 5.0, ParameterDescriptor(
+            description='wall time before an unanswered frame is published again (0.5 s before the first answer)',
             floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0, step=0.0)], **ro))
         self.declare_parameter('max_retries', 5, ParameterDescriptor(
             description='republications of an unanswered frame before the world moves on',

@@ -7,7 +7,10 @@ hub's `hub/state` showing the commanded power applied. The results then depend
 on the pipeline's decisions only, never on how fast the machine computes them.
 A frame that stays unanswered (a best-effort image lost) is published again
 after `retry_s` of wall time; after `max_retries` the world moves on anyway and
-the run counts the frame as unanswered.
+the run counts the frame as unanswered. A resent frame may be answered twice,
+so the wait is long once the pipeline has answered anything (a slow inference
+is not a lost frame); only before the first answer, while DDS discovery may
+still swallow a frame, is it short (`startup_retry_s`).
 """
 from __future__ import annotations
 
@@ -42,10 +45,13 @@ def motor_input(hub_applied: int, command: Command | None) -> int:
 
 class LockstepGate:
     def __init__(self, wait_for_command: bool = True, wait_for_hub: bool = True,
-                 retry_s: float = 1.0, max_retries: int = 5, hub_grace_s: float = 0.5) -> None:
+                 retry_s: float = 5.0, max_retries: int = 5, hub_grace_s: float = 0.5,
+                 startup_retry_s: float = 0.5) -> None:
         self.wait_for_command = wait_for_command
         self.wait_for_hub = wait_for_hub
         self.retry_s = retry_s
+        self.startup_retry_s = startup_retry_s
+        self.answered_any = False
         self.max_retries = max_retries
         self.hub_grace_s = hub_grace_s
         self.stamp_ns: int | None = None
@@ -82,6 +88,7 @@ class LockstepGate:
     def _maybe_answered(self, now: float) -> None:
         if self.answered_at is None and self.detected and (self.command is not None or not self.wait_for_command):
             self.answered_at = now
+            self.answered_any = True
 
     def hub_matches(self) -> bool:
         if not self.wait_for_hub or self.command is None or self.applied_power is None:
@@ -99,9 +106,9 @@ class LockstepGate:
                 self.hub_mismatches += 1
                 return 'step'
             return 'wait'
-        if now - self.sent_at < self.retry_s:
+        if now - self.sent_at < (self.retry_s if self.answered_any else self.startup_retry_s):
             return 'wait'
-        if self.retries < self.max_retries:
+        if self.retries < self.max_retries or not self.answered_any:
             return 'resend'
         self.unanswered += 1
         return 'step'
