@@ -79,3 +79,15 @@ def test_replay_refuses_to_overwrite_a_recording(tmp_path):
     done = replay(bag, '--record', existing)
     assert done.returncode == 2 and 'exists already' in done.stderr
     assert existing.read_bytes() == b'keep'
+
+
+@pytest.mark.skipif(not (pathlib.Path(sys.executable).parents[1] / 'share' / 'train_fou' / 'models' / 'signs.onnx')
+                    .is_file(), reason='no shipped model yet')
+def test_demo_bag_with_the_shipped_model_ends_latched_before_the_cliff():
+    from train_fou.paths import share_dir
+
+    done = replay(share_dir() / 'bags' / 'cliff_danger.mcap', '--rate', '0', '--hub', 'sim')
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary['final_state'] == 'DANGER_LATCHED'
+    assert 'LIMIT' in summary['states']
