@@ -92,18 +92,17 @@ def decode_yolov8(output: np.ndarray, info: LetterboxInfo, conf_threshold: float
     zero area after clipping are dropped. `names` fills Detection.label.
     """
     rows = _as_rows(output, num_classes)
-    scores_all = rows[4:]
-    class_ids = scores_all.argmax(axis=0)
-    best = np.take_along_axis(scores_all, class_ids[None, :], axis=0)[0]
+    best = rows[4:].max(axis=0)  # a contiguous reduction; argmax only on the few survivors
     candidates = np.flatnonzero(best >= conf_threshold)
     if candidates.size == 0:
         return []
     if candidates.size > MAX_CANDIDATES:
         candidates = candidates[np.argsort(-best[candidates])[:MAX_CANDIDATES]]
-    cx, cy, w, h = (rows[i, candidates].astype(np.float32) for i in range(4))
-    boxes = np.stack((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), axis=1)
+    kept = rows[:, candidates].astype(np.float32)  # (4+nc) x k, small
+    classes = kept[4:].argmax(axis=0)
     scores = best[candidates].astype(np.float32)
-    classes = class_ids[candidates]
+    cx, cy, half_w, half_h = kept[0], kept[1], kept[2] / 2, kept[3] / 2
+    boxes = np.stack((cx - half_w, cy - half_h, cx + half_w, cy + half_h), axis=1)
     shifted = boxes + (classes.astype(np.float32) * _CLASS_OFFSET)[:, None]
     keep = nms(shifted, scores, iou_threshold, max_detections)
     source = unletterbox(boxes[keep], info)
