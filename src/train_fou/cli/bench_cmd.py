@@ -323,6 +323,8 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
                                        for i, name in enumerate(('preprocess', 'inference', 'postprocess'))}
     if result['node_ms_p50'] and result['raw_session_ms_p50']:
         result['node_over_raw'] = round(result['node_ms_p50'] / result['raw_session_ms_p50'], 4)
+        # Paired per frame (both measured back to back): robust to the machine's load drifting.
+        result['node_overhead_ms_p50'] = percentile([n - r for n, r in zip(node_ms, raw_ms)], 50)
 
 
 def measure_ultralytics(model_path: pathlib.Path, frames, detector, args, result: dict) -> None:
