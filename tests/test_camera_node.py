@@ -122,6 +122,12 @@ def test_gstreamer_without_gstreamer_support_says_so(rigs):
     assert wait_until(lambda: 'no GStreamer support' in rig.camera.error, 10, rig.spin)
 
 
+def test_v4l2_devices_are_opened_by_index():
+    from train_fou.vision.camera import v4l2_index
+    assert v4l2_index('/dev/video3') == 3 and v4l2_index('0') == 0
+    assert v4l2_index('/nonexistent/cam') == '/nonexistent/cam'
+
+
 def test_backoff_doubles_up_to_its_cap_and_resets():
     backoff = Backoff(0.5, 3.0)
     assert [backoff.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]

@@ -5,6 +5,7 @@ and, when a source fails, waits `Backoff.next_delay()` before opening it again.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 from dataclasses import dataclass
@@ -48,9 +49,25 @@ def _gstreamer_enabled() -> bool:
     return bool(match) and match.group(1).upper() != 'NO'
 
 
+def v4l2_index(device: str) -> int | str:
+    """'/dev/video2', '2' or a /dev/v4l/by-id/... link -> 2; OpenCV's V4L2 backend opens indices."""
+    if device.isdigit():
+        return int(device)
+    match = re.fullmatch(r'/dev/video(\d+)', os.path.realpath(device))
+    return int(match.group(1)) if match else device
+
+
+def _quiet_opencv() -> None:
+    """OpenCV logs its own warning on every failed open; the node reports one clear error instead."""
+    logging = getattr(getattr(cv2, 'utils', None), 'logging', None)
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+
+
 def _open_v4l2(cfg: SourceConfig):
-    device: int | str = int(cfg.device) if cfg.device.isdigit() else cfg.device
-    cap = cv2.VideoCapture(device, cv2.CAP_V4L2)
+    if not os.path.exists(cfg.device) and not cfg.device.isdigit():
+        raise CameraError(f'V4L2 device {cfg.device} does not exist')
+    cap = cv2.VideoCapture(v4l2_index(cfg.device), cv2.CAP_V4L2)
     if not cap.isOpened():
         raise CameraError(f'cannot open V4L2 device {cfg.device}')
     if cfg.pixel_format:
@@ -96,6 +113,7 @@ def open_source(cfg: SourceConfig):
         opener = SOURCES[cfg.kind]
     except KeyError:
         raise CameraError(f'unknown camera source {cfg.kind!r}; choose one of {", ".join(SOURCES)}') from None
+    _quiet_opencv()
     return opener(cfg)
 
 
