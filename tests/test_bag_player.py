@@ -160,3 +160,12 @@ def test_rate_zero_waits_for_each_answer_of_the_detector(tmp_path, ros_context):
         executor.shutdown()
         for node in (player, detector, listener):
             node.destroy_node()
+
+
+def test_a_new_rate_applies_from_the_next_frame(tmp_path, rig_factory):
+    path = write_image_bag(tmp_path / 'b', count=10, period_s=0.5)
+    rig = rig_factory(bag_path=str(path), rate=0.05)  # 90 s at this pace
+    assert wait_until(lambda: rig.player.published >= 1, 10, rig.spin)
+    assert rig.player.set_parameters([Parameter('rate', value=50.0)])[0].successful
+    assert wait_until(lambda: rig.player.finished, 20, rig.spin)
+    assert rig.player.published == 10

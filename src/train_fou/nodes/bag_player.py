@@ -58,6 +58,8 @@ class BagPlayer(Node):
         self._answered_stamp: tuple[int, int] | None = None
         self.published = 0
         self.loops = 0
+        self._anchor: tuple[float, int, float] | None = None  # (monotonic, log time ns, rate) of the pace
+        self._last_sent: tuple[float, int] | None = None
         self.finished = False
         self.error = ''
         self._bag: ImageBag | None = None
@@ -97,6 +99,28 @@ class BagPlayer(Node):
         with self._answered:
             self._answered.wait_for(lambda: self._answered_stamp == stamp or self._stop.is_set(), timeout_s)
 
+    def _pace(self, log_time_ns: int) -> bool:
+        """Wait until a frame recorded at `log_time_ns` is due at the current rate; False when stopping.
+
+        The pace is anchored at the last frame sent and re-anchored when `rate` changes,
+        so a new rate applies to the very next gap, even in the middle of a long one.
+        """
+        while not self._stop.is_set():
+            rate = self.get_parameter('rate').value
+            if rate <= 0:  # lockstep: the previous frame's answer was the wait
+                self._anchor = None
+                return True
+            if self._anchor is None or self._anchor[2] != rate:
+                start, first = self._last_sent if self._anchor is not None and self._last_sent else (
+                    time.monotonic(), log_time_ns)
+                self._anchor = (start, first, rate)
+            start, first, _ = self._anchor
+            remaining = start + (log_time_ns - first) / 1e9 / rate - time.monotonic()
+            if remaining <= 0:
+                return True
+            self._stop.wait(min(remaining, 0.1))
+        return False
+
     def _play(self) -> None:
         offset = self.get_parameter('start_offset_s').value
         deadline = time.monotonic() + self.get_parameter('wait_for_subscriber_s').value
@@ -105,22 +129,14 @@ class BagPlayer(Node):
                 return
         try:
             while not self._stop.is_set():
-                t0 = None
+                self._anchor = None
                 for frame in self._bag.frames(offset):
-                    if self._stop.is_set():
+                    if not self._pace(frame.log_time_ns):
                         return
-                    rate = self.get_parameter('rate').value
-                    if rate > 0:
-                        if t0 is None:
-                            t0, first = time.monotonic(), frame.log_time_ns
-                        due = t0 + (frame.log_time_ns - first) / 1e9 / rate
-                        if self._stop.wait(max(0.0, due - time.monotonic())):
-                            return
-                    else:
-                        t0 = None
                     self._pub.publish(frame.data)
+                    self._last_sent = (time.monotonic(), frame.log_time_ns)
                     self.published += 1
-                    if rate == 0:
+                    if self.get_parameter('rate').value == 0:
                         self._wait_for_answer(frame.stamp, self.get_parameter('lockstep_timeout_s').value)
                 if not self.get_parameter('loop').value:
                     break
