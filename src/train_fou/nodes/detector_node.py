@@ -14,6 +14,7 @@ import threading
 import time
 from typing import NamedTuple
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -26,11 +27,11 @@ from train_fou.msg import SignDetection, SignDetectionArray
 from train_fou.nodes.image_msgs import diagnostics, image_msg
 from train_fou.vision.annotate import draw_detections
 from train_fou.vision.backends import CHOICES
-from train_fou.vision.detector import open_detector, resolve_model_paths
 from train_fou.vision.cdr import parse_compressed, parse_image
+from train_fou.vision.detector import open_detector, resolve_model_paths
 from train_fou.vision.errors import ImageDecodeError
-from train_fou.vision.images import decode_jpeg, image_from_raw
 from train_fou.vision.frames import NewestSlot, RollingStats
+from train_fou.vision.images import decode_jpeg, image_from_raw
 from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
 
 TRANSPORTS = {'raw': ('camera/image_raw', Image), 'compressed': ('camera/image_raw/compressed', CompressedImage)}
@@ -50,8 +51,8 @@ class PendingFrame(NamedTuple):
     """A decoded, letterboxed frame waiting for the model."""
 
     header: Header
-    image: 'object'  # BGR array (a view into the message for bgr8)
-    tensor: 'object'  # the network input, owned by `boxer` until the frame is done
+    image: np.ndarray  # BGR (a view into the serialized message for bgr8)
+    tensor: np.ndarray  # the network input, owned by `boxer` until the frame is done
     info: LetterboxInfo
     boxer: Letterboxer
     received: float  # perf_counter() when the message arrived
