@@ -79,3 +79,14 @@ def test_a_node_that_refuses_to_start_gives_one_line_not_a_traceback(tmp_path):
     assert 'Traceback' not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('train-fou run: error: ') and str(bad_policy) in lines[0]
+
+
+def test_a_node_launcher_that_refuses_to_start_gives_one_line(tmp_path):
+    launcher = pathlib.Path(sys.prefix) / 'lib' / 'train_fou' / 'detector_node'
+    missing = tmp_path / 'nothing.onnx'
+    result = subprocess.run([str(launcher), '--ros-args', '-p', f'model_path:={missing}'],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith('detector_node: error: ')
+    assert str(missing) in result.stderr

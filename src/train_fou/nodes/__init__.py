@@ -40,5 +40,12 @@ def run_node(name: str, argv: list[str] | None = None) -> int:
     """Entry point of lib/train_fou/<name>: one node, ROS arguments from argv (ros2 run / launch)."""
     import sys
 
+    from train_fou.cli import is_user_error
     from train_fou.nodes.runner import run_composition
-    return run_composition([name], ros_args=list(sys.argv if argv is None else argv))
+    try:
+        return run_composition([name], ros_args=list(sys.argv if argv is None else argv))
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        print(f'{name}: error: {err}', file=sys.stderr)
+        return 2
