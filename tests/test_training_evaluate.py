@@ -87,3 +87,14 @@ def test_format_table_lists_every_class_and_the_mean():
               'mAP50': 1.0, 'mAP50-95': 0.5}
     table = format_table(report)
     assert all(n in table for n in NAMES) and '**1.000**' in table
+
+
+def test_boxes_below_the_minimum_height_are_ignored_not_counted_as_misses_or_false_positives():
+    images = [([Pred(0, 0.95, (300, 300, 310, 310)),     # a 10 px detection on nothing: ignored
+                Pred(0, 0.9, (0, 0, 40, 40)),            # found the big sign
+                Pred(0, 0.8, (100, 100, 110, 110))],     # found the small sign: ignored
+               [Truth(0, (0, 0, 40, 40)), Truth(0, (100, 100, 110, 110)), Truth(0, (200, 200, 212, 212))])]
+    gated = compute_metrics(images, NAMES, min_height_px=20)['per_class']['speed_limit_30']
+    assert gated['instances'] == 1 and gated['mAP50'] == pytest.approx(1.0)
+    ungated = compute_metrics(images, NAMES)['per_class']['speed_limit_30']
+    assert ungated['instances'] == 3 and ungated['mAP50'] < 0.7

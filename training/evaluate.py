@@ -52,6 +52,9 @@ def average_precision(tp: np.ndarray, scores: np.ndarray, n_truth: int) -> float
     """COCO 101-point AP of one class at one IoU threshold; NaN when the class has no ground truth."""
     if n_truth == 0:
         return float('nan')
+    tp = np.asarray(tp)
+    keep = tp >= 0                      # -1: ignored detections
+    tp, scores = tp[keep], np.asarray(scores)[keep]
     if len(scores) == 0:
         return 0.0
     order = np.argsort(-np.asarray(scores), kind='stable')
@@ -67,11 +70,21 @@ def average_precision(tp: np.ndarray, scores: np.ndarray, n_truth: int) -> float
     return float(sampled.mean())
 
 
-def match_image(preds: Sequence[Pred], truths: Sequence[Truth]) -> np.ndarray:
-    """len(preds) x len(IOU_THRESHOLDS) boolean: is each prediction a true positive at each threshold."""
-    tp = np.zeros((len(preds), len(IOU_THRESHOLDS)), bool)
-    if not preds or not truths:
+def match_image(preds: Sequence[Pred], truths: Sequence[Truth], min_height_px: float = 0.0) -> np.ndarray:
+    """len(preds) x len(IOU_THRESHOLDS): 1 true positive, 0 false positive, -1 ignored, per IoU threshold.
+
+    Ground truth lower than `min_height_px` is ignored (COCO's area ranges):
+    a detection that matches only such a box, or that is itself that low and
+    matches nothing, counts neither way.
+    """
+    tp = np.zeros((len(preds), len(IOU_THRESHOLDS)), np.int8)
+    low_pred = np.array([p.box[3] - p.box[1] < min_height_px for p in preds], bool)
+    if not preds:
         return tp
+    if not truths:
+        tp[low_pred] = -1
+        return tp
+    ignore = np.array([t.box[3] - t.box[1] < min_height_px for t in truths], bool)
     iou = box_iou([p.box for p in preds], [t.box for t in truths])
     same = np.array([[p.class_id == t.class_id for t in truths] for p in preds])
     iou = np.where(same, iou, 0.0)
@@ -79,30 +92,36 @@ def match_image(preds: Sequence[Pred], truths: Sequence[Truth]) -> np.ndarray:
     for k, thr in enumerate(IOU_THRESHOLDS):
         taken = np.zeros(len(truths), bool)
         for i in order:
-            cand = np.where(taken, -1.0, iou[i])
+            cand = np.where(taken | ignore, -1.0, iou[i])
             j = int(cand.argmax())
             if cand[j] >= thr:
                 taken[j] = True
-                tp[i, k] = True
+                tp[i, k] = 1
+            elif (ignore.any() and np.where(ignore, iou[i], -1.0).max() >= thr) or low_pred[i]:
+                tp[i, k] = -1
     return tp
 
 
-def compute_metrics(images: Iterable[tuple[Sequence[Pred], Sequence[Truth]]], names: Sequence[str]) -> dict:
-    """Per-class AP50 / AP50-95 and counts over (predictions, ground truth) pairs, one pair per image."""
+def compute_metrics(images: Iterable[tuple[Sequence[Pred], Sequence[Truth]]], names: Sequence[str],
+                    min_height_px: float = 0.0) -> dict:
+    """Per-class AP50 / AP50-95 and counts over (predictions, ground truth) pairs, one pair per image.
+
+    With `min_height_px`, boxes lower than that are ignored (see match_image).
+    """
     nc = len(names)
     scores: list[list[float]] = [[] for _ in range(nc)]
     tps: list[list[np.ndarray]] = [[] for _ in range(nc)]
     n_truth = np.zeros(nc, int)
     for preds, truths in images:
         for t in truths:
-            n_truth[t.class_id] += 1
-        tp = match_image(preds, truths)
+            n_truth[t.class_id] += t.box[3] - t.box[1] >= min_height_px
+        tp = match_image(preds, truths, min_height_px)
         for p, row in zip(preds, tp):
             scores[p.class_id].append(p.score)
             tps[p.class_id].append(row)
     per_class = {}
     for c, name in enumerate(names):
-        tp = np.array(tps[c]).reshape(-1, len(IOU_THRESHOLDS))
+        tp = np.array(tps[c], np.int8).reshape(-1, len(IOU_THRESHOLDS))
         aps = [average_precision(tp[:, k], scores[c], int(n_truth[c])) for k in range(len(IOU_THRESHOLDS))]
         per_class[name] = {'instances': int(n_truth[c]), 'detections': len(scores[c]),
                            'mAP50': aps[0], 'mAP50-95': float(np.mean(aps)) if n_truth[c] else float('nan')}
@@ -200,6 +219,9 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
     finally:
         detector.close()
     report = compute_metrics(pairs, names)
+    report['signs_at_least_20px'] = {
+        'about': 'the same, ignoring boxes under 20 px tall (smaller than a sign at reaction distance)',
+        **compute_metrics(pairs, names, min_height_px=20.0)}
     deploy_conf = detector.metadata.conf_threshold
     matrix = confusion_matrix(pairs, len(names), conf_threshold=deploy_conf)
     t = np.array(timings)
