@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='', help='detector model (default: the shipped one)')
     parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--run', type=int, default=0, help='run index of the campaign (train-fou sim --first-run)')
     args = parser.parse_args(argv)
     docs = ROOT / 'docs'
     docs.mkdir(exist_ok=True)
@@ -86,13 +87,13 @@ def main(argv=None) -> int:
     print(f'docs/annotated.png: {n} detection(s)')
     with tempfile.TemporaryDirectory() as tmp:
         command = [str(pathlib.Path(sys.executable).parent / 'train-fou'), 'sim', '--runs', '1', '--seed',
-                   str(args.seed), '--report', tmp, '--json']
+                   str(args.seed), '--first-run', str(args.run), '--report', tmp, '--json']
         if args.model:
             command += ['--model', args.model]
         done = subprocess.run(command, capture_output=True, text=True)
         result = json.loads(done.stdout.strip().splitlines()[-1])['runs'][0]
-        shutil.copy(pathlib.Path(tmp) / 'run_000.png', docs / 'sim_report.png')
-        shutil.copy(pathlib.Path(tmp) / 'run_000.gif', docs / 'sim_run.gif')
+        shutil.copy(pathlib.Path(tmp) / f'run_{args.run:03d}.png', docs / 'sim_report.png')
+        shutil.copy(pathlib.Path(tmp) / f'run_{args.run:03d}.gif', docs / 'sim_run.gif')
     print(f'docs/sim_report.png, docs/sim_run.gif: {result["end_reason"]}, margin {result["margin_m"]} m')
     return 0
 
