@@ -236,3 +236,12 @@ def test_truths_without_rendering_match_the_rendered_boxes():
         episode.advance(60)
     _image, rendered = episode.frame()
     assert episode.truths() == rendered and rendered
+
+
+def test_a_train_at_rest_far_before_the_danger_sign_stopped_short():
+    world = _world([{'kind': 'danger', 'at_m': 8.0}])
+    short = evaluate(world, _samples([(0, 0.5, 0.2), (1, 1.0, 0.0)]), 'stopped')
+    fine = evaluate(world, _samples([(0, 6.5, 0.2), (1, 7.0, 0.0)]), 'stopped')
+    assert short.stopped_before_cliff and short.stopped_short and not short.ok
+    assert fine.ok and not fine.stopped_short and fine.danger_sign_distance_m == pytest.approx(1.0)
+    assert totals([short.as_dict(), fine.as_dict()])['stopped_short'] == 1

@@ -16,6 +16,8 @@ STILL_MPS = 0.005
 #: Speed tolerance over a limit (relative, plus an absolute floor for the motor's lag).
 LIMIT_TOLERANCE = 0.05
 LIMIT_TOLERANCE_MPS = 0.01
+#: A train at rest further than this before the danger sign stopped short (a false stop).
+STOPPED_SHORT_M = 3.0
 #: A stop sign is honoured by standing still this long (the policy holds 3 s) ...
 STOP_HOLD_MIN_S = 2.5
 #: ... somewhere between this far before the sign and the reaction distance past it
@@ -50,11 +52,18 @@ class RunResult:
     frames: int
     violations: list[dict[str, Any]] = field(default_factory=list)
     world: dict[str, Any] = field(default_factory=dict)
+    danger_sign_distance_m: float | None = None  #: danger sign − final front position
+
+    @property
+    def stopped_short(self) -> bool:
+        """At rest long before the danger sign: something else (a false detection) stopped it."""
+        return (self.end_reason == 'stopped' and self.danger_sign_distance_m is not None
+                and self.danger_sign_distance_m > STOPPED_SHORT_M)
 
     @property
     def ok(self) -> bool:
         """Stopped before the cliff, past every stop sign, no violation, every stop held."""
-        return (self.stopped_before_cliff and self.limit_violations == 0
+        return (self.stopped_before_cliff and not self.stopped_short and self.limit_violations == 0
                 and self.stop_sign_holds == self.stop_signs
                 and self.passed_stop_signs == self.stop_signs)
 
@@ -65,7 +74,10 @@ class RunResult:
             'final_position_m': round(self.final_position_m, 3),
             'limit_violations': self.limit_violations, 'violations': self.violations,
             'stop_sign_holds': self.stop_sign_holds, 'stop_signs': self.stop_signs,
-            'passed_stop_signs': self.passed_stop_signs, 'time_s': round(self.time_s, 2), 'frames': self.frames, 'world': self.world,
+            'passed_stop_signs': self.passed_stop_signs, 'stopped_short': self.stopped_short,
+            'danger_sign_distance_m': (None if self.danger_sign_distance_m is None
+                                       else round(self.danger_sign_distance_m, 3)),
+            'time_s': round(self.time_s, 2), 'frames': self.frames, 'world': self.world,
         }
 
 
@@ -154,7 +166,8 @@ def evaluate(world: World, samples: Sequence[Sample], end_reason: str) -> RunRes
         margin_m=cliff - final, final_position_m=final,
         limit_violations=len(violations), violations=violations,
         stop_sign_holds=held, stop_signs=len(world.track.signs_of([STOP_KIND])), passed_stop_signs=passed,
-        time_s=samples[-1].t_s if samples else 0.0, frames=len(samples), world=world.describe())
+        time_s=samples[-1].t_s if samples else 0.0, frames=len(samples), world=world.describe(),
+        danger_sign_distance_m=(world.track.danger_sign.at_m - final) if world.track.danger_sign else None)
 
 
 def totals(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -165,6 +178,7 @@ def totals(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         'ok': sum(bool(r['ok']) for r in results),
         'stopped_before_cliff': sum(bool(r['stopped_before_cliff']) for r in results),
         'fell': sum(r['end_reason'] == 'fell' for r in results),
+        'stopped_short': sum(bool(r.get('stopped_short')) for r in results),
         'timeouts': sum(r['end_reason'] in ('timeout', 'abandoned') for r in results),
         'limit_violations': sum(r['limit_violations'] for r in results),
         'runs_with_limit_violations': sum(r['limit_violations'] > 0 for r in results),
