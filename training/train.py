@@ -96,9 +96,10 @@ def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None 
     args = {k: cfg[k] for k in config_mod.ULTRALYTICS_KEYS if cfg.get(k) is not None}
     name = run_name or cfg['name']
     start = time.monotonic()
+    # ultralytics rebuilds the network in its trainer: `pretrained` (a path) is what carries the weights over
     model.train(data=str(data_yaml), project=str(RUNS_DIR), name=name, exist_ok=True, device=device,
-                pretrained=False, amp=False, plots=False, val=True, seed=0, deterministic=False,
-                verbose=True, **args)
+                pretrained=str(weights) if weights is not None else False, amp=False, plots=False, val=True,
+                seed=0, deterministic=False, verbose=True, **args)
     seconds = time.monotonic() - start
     best = RUNS_DIR / name / 'weights' / 'best.pt'
     if not best.is_file():
