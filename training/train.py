@@ -85,6 +85,8 @@ def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None 
     from ultralytics import YOLO  # noqa: PLC0415 (after offline())
 
     weights = cfg.get('weights')
+    if weights is not None and not pathlib.Path(weights).is_absolute() and (ROOT / weights).is_file():
+        weights = ROOT / weights   # relative to the repository, like `model`
     if weights is not None and not pathlib.Path(weights).is_file():
         raise TrainError(f'weights {weights} not found (only local weights are used, nothing is downloaded)')
     model_ref = pathlib.Path(cfg['model'])
