@@ -36,8 +36,6 @@ from train_fou.sim.scenario import default_scenario_path, load_scenario
 
 #: Width of the frames kept for reports.
 REPORT_WIDTH = 320
-#: Simulated time of a run's first frame (a zero stamp reads as "unset" to some tools).
-START_TIME_NS = 1_000_000_000
 
 
 @dataclass
@@ -111,7 +109,6 @@ class TrackSim(Node):
         self.log: list[FrameLog] = []
         self.done = threading.Event()
         self.result: dict | None = None
-        self._lock = threading.Lock()
         self._started = False
         self._current: FrameLog | None = None
         self._image: Image | None = None
@@ -136,11 +133,11 @@ class TrackSim(Node):
         self.create_timer(period, self._on_timer, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
         if self._clock_pub is not None:
-            self._clock_pub.publish(Clock(clock=_stamp(START_TIME_NS)))
+            self._clock_pub.publish(Clock(clock=_stamp(self.episode.stamp_ns)))
 
     # --- time ---------------------------------------------------------------------------------
     def _sim_ns(self) -> int:
-        return START_TIME_NS + int(round(self.episode.t_s * 1e9))
+        return self.episode.stamp_ns
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_detections(self, msg: SignDetectionArray) -> None:
