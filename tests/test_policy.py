@@ -83,6 +83,18 @@ TRANSITIONS = [
      Mode.CRUISE, 20, None),
     ('resume in front of the still visible danger sign does not re-latch (edge triggered)',
      frames(0.0, 0.2, 'danger') + [(0.2, Resume())] + frames(0.3, 0.6, 'danger'), Mode.CRUISE, 12, None),
+    ('a stop sign flickering out of confirmation after the hold does not stop the train again',
+     frames(0.0, 3.0) + frames(3.0, 6.5, 'stop') + frames(6.5, 6.8) + frames(6.8, 7.2, 'stop'),
+     Mode.CRUISE, 40, None),
+    ('the same stop sign acts again once unseen for rearm_s (2 s)',
+     frames(0.0, 3.0) + frames(3.0, 6.5, 'stop') + frames(6.5, 8.6) + frames(8.6, 8.9, 'stop'),
+     Mode.STOP_HOLD, 0, None),
+    ('a limit sign re-seen within rearm_s does not undo a newer limit',
+     frames(0.0, 1.0) + frames(1.0, 1.3, 'speed_limit_30') + frames(1.3, 1.6, 'speed_limit_50')
+     + frames(1.6, 1.9, 'speed_limit_30'), Mode.LIMIT, 50, 50),
+    ('danger re-seen after resume and unseen for rearm_s latches again',
+     frames(0.0, 0.2, 'danger') + [(0.2, Resume())] + frames(0.3, 2.5) + frames(2.5, 2.8, 'danger'),
+     Mode.DANGER_LATCHED, 0, None),
     ('danger outranks stop and limit in the same frames',
      frames(0.0, 3.0) + frames(3.0, 3.2, 'danger', 'stop', 'speed_limit_30'), Mode.DANGER_LATCHED, 0, 30),
     ('emergency stop latches',
@@ -148,6 +160,7 @@ def test_per_class_threshold_change_is_validated():
 
 
 @pytest.mark.parametrize(('changes', 'problem'), [
+    ({'rearm_s': -1.0}, 'rearm_s -1.0 must be >= 0'),
     ({'cruise_power_pct': 120}, 'cruise_power_pct 120 outside 0..100'),
     ({'confirm_hits': 4}, 'confirm_hits 4 must be 1..confirm_window (3)'),
     ({'ramp_up_pct_per_s': 0.0}, 'ramp_up_pct_per_s 0.0 must be a positive number'),

@@ -64,6 +64,9 @@ class PolicyConfig:
     stop_hold_s: float = 3.0
     #: No signs/detections for this long -> FAILSAFE.
     detections_timeout_s: float = 0.5
+    #: A sign that has acted acts again only after its class went unseen this long
+    #: (a flickering detection must not stop the train twice at the same sign).
+    rearm_s: float = 2.0
     signs: Mapping[str, SignRule] = field(default_factory=_default_signs)
 
     def problems(self) -> list[str]:
@@ -80,6 +83,8 @@ class PolicyConfig:
             out.append(f'stop_hold_s {self.stop_hold_s} must be >= 0')
         if not (math.isfinite(self.detections_timeout_s) and self.detections_timeout_s > 0):
             out.append(f'detections_timeout_s {self.detections_timeout_s} must be > 0')
+        if not (math.isfinite(self.rearm_s) and self.rearm_s >= 0):
+            out.append(f'rearm_s {self.rearm_s} must be >= 0')
         for label, rule in self.signs.items():
             out.extend(rule.problems(label))
         return out

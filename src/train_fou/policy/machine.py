@@ -11,7 +11,10 @@ Signs are edge-triggered: a class acts when it becomes confirmed (seen in
 above its gates) and must drop out of confirmation before it acts again, so a
 stop sign that is still in view when the hold ends does not stop the train
 forever, and `train/resume` in front of a danger sign does not re-latch at
-once. After a FAILSAFE the sign history starts afresh.
+once. A class that has acted is *spent* until it has gone unseen for
+`rearm_s`: a detection that flickers out of confirmation for a frame or two
+and back does not stop the train a second time at the same sign. After a
+FAILSAFE the sign history starts afresh (spent classes stay spent).
 """
 from __future__ import annotations
 
@@ -82,6 +85,8 @@ class State:
     last_time: float | None = None
     recent: tuple[frozenset[str], ...] = ()
     confirmed: frozenset[str] = frozenset()
+    #: Classes that have acted, with the last time each was seen; re-armed after `rearm_s` unseen.
+    spent: tuple[tuple[str, float], ...] = ()
     source_stamp_ns: int = 0
     reason: str = 'waiting for the first signs/detections'
 
@@ -124,9 +129,12 @@ def _on_frame(state: State, frame: Frame, now: float, config: PolicyConfig) -> S
     recent = (history + (frozenset(seen),))[-config.confirm_window:]
     confirmed = frozenset(label for label in config.signs
                           if sum(label in labels for labels in recent) >= config.confirm_hits)
+    spent = {label: (now if label in seen else last_seen) for label, last_seen in state.spent
+             if label in seen or now - last_seen < config.rearm_s}
+    newly = confirmed - confirmed_before - set(spent)
+    spent.update((label, now) for label in newly)
     state = dataclasses.replace(state, recent=recent, confirmed=confirmed, last_frame_time=now,
-                                source_stamp_ns=frame.stamp_ns)
-    newly = confirmed - confirmed_before
+                                source_stamp_ns=frame.stamp_ns, spent=tuple(sorted(spent.items())))
 
     def why(label: str) -> str:
         hits = sum(label in labels for labels in recent)
