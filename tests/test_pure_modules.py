@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-PURE_PACKAGES = ['train_fou.vision', 'train_fou.policy', 'train_fou.lwp3', 'train_fou.hub',
+PURE_PACKAGES = ['train_fou.yamlio', 'train_fou.vision', 'train_fou.policy', 'train_fou.lwp3', 'train_fou.hub',
                  'train_fou.sim', 'train_fou.render', 'train_fou.params']
 #: Modules allowed to import ROS: none of the pure packages' modules.
 ALLOWED = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Mapping
 
-import yaml
+from train_fou.yamlio import read_yaml
 
 
 class ConfigError(ValueError):
@@ -82,10 +82,5 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
 
 def load(path: str | pathlib.Path) -> dict[str, Any]:
     path = pathlib.Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f'cannot read config {path}: {err.strerror}') from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f'{path}: invalid YAML: {err}') from err
+    raw = read_yaml(path, 'training config', ConfigError)
     return validate(raw, str(path))

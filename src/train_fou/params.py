@@ -9,7 +9,7 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Mapping
 
-import yaml
+from train_fou.yamlio import read_yaml
 
 WILDCARD = '/**'
 
@@ -29,19 +29,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
     """Return {node name or '/**': {dotted.parameter: value}} from a parameter file."""
     path = pathlib.Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError as err:
-        raise ParamsFileError(f'{path}: parameter file not found') from err
-    except OSError as err:
-        raise ParamsFileError(f'{path}: cannot read parameter file: {err.strerror}') from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, 'problem_mark', None)
-        where = f' line {mark.line + 1}, column {mark.column + 1}' if mark else ''
-        problem = getattr(err, 'problem', None) or str(err).splitlines()[0]
-        raise ParamsFileError(f'{path}:{where}: malformed YAML: {problem}') from err
+    data = read_yaml(path, 'parameter file', ParamsFileError)
     if data is None:
         return {}
     if not isinstance(data, Mapping):

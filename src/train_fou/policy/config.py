@@ -164,13 +164,8 @@ def policy_from_mapping(data: Mapping[str, Any], origin: str = 'policy') -> Poli
 
 def load_policy(path: str | pathlib.Path) -> PolicyConfig:
     """Read config/policy.yaml (or another policy file) with one clear error on any problem."""
-    import yaml
+    from train_fou.yamlio import read_yaml
 
     path = pathlib.Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise PolicyConfigError(f'{path}: policy file not found') from err
-    except (OSError, yaml.YAMLError) as err:
-        raise PolicyConfigError(f'{path}: cannot read policy file: {err}') from err
+    data = read_yaml(path, 'policy file', PolicyConfigError)
     return policy_from_mapping(data or {}, origin=str(path))

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import yaml
 
 from train_fou.sim.camera import CameraParams, Look
 from train_fou.sim.dynamics import TrainParams
 from train_fou.sim.errors import SimError
 from train_fou.sim.track import DANGER_KIND, Sign, Track, label_of
+from train_fou.yamlio import read_yaml
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,7 @@ class Scenario:
 def load_scenario(path: str | pathlib.Path) -> Scenario:
     """Read a scenario YAML file; one clear error for a missing or malformed file."""
     path = pathlib.Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError as err:
-        raise SimError(f'{path}: scenario file not found') from err
-    except yaml.YAMLError as err:
-        raise SimError(f'{path}: malformed YAML: {err}') from err
+    data = read_yaml(path, 'scenario file', SimError)
     if not isinstance(data, Mapping):
         raise SimError(f'{path}: a scenario is a mapping, got {type(data).__name__}')
     return Scenario(name=str(data.get('name', path.stem)), spec=data, path=path)
