@@ -171,3 +171,32 @@ def test_runner_signal_brakes_and_waits_for_the_acknowledgement(signal_name, tmp
     text = log.read_text()
     assert 'shutdown: brake acknowledged, disconnected' in text
     assert text.rindex('sim hub: motor A brake') < text.index('shutdown: brake acknowledged')
+
+
+def test_hub_node_reports_its_health_on_diagnostics(ros_context, spin):
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    hub_node = HubNode(context=ros_context)
+    bench = Controller(ros_context)
+    statuses = []
+    bench.create_subscription(DiagnosticArray, '/diagnostics',
+                              lambda m: statuses.extend(s for s in m.status if s.name == 'hub_node: LEGO hub'),
+                              qos.DIAGNOSTICS)
+    spin(hub_node, bench)
+    bench.power = 30
+    assert wait_until(lambda: any('power 30 %' in s.message for s in statuses), 5.0), statuses
+    status = next(s for s in statuses if 'power 30 %' in s.message)
+    assert status.level == DiagnosticStatus.OK
+    assert {kv.key: kv.value for kv in status.values}['applied_power'] == '30'
+
+
+@pytest.mark.parametrize(('status', 'level', 'text'), [
+    (dict(connected=False, last_error='no hub named Train Base'), 'error', 'not connected: no hub named Train Base'),
+    (dict(connected=True, ready=False), 'warn', 'waiting for the train motor'),
+    (dict(connected=True, ready=True, battery_pct=12), 'warn', 'battery low: 12 %'),
+    (dict(connected=True, ready=True, battery_pct=80, braked=True, name='City'), 'ok', 'connected to City: braked'),
+    (dict(connected=True, ready=True, braked=False, applied_power=-40), 'ok', 'power -40 %'),
+])
+def test_health_levels(status, level, text):
+    from train_fou.hub import HubStatus, health
+    got_level, message = health(HubStatus(**status))
+    assert got_level == level and text in message

@@ -60,6 +60,18 @@ class HubStatus:
     last_error: str = ''
 
 
+def health(status: HubStatus) -> tuple[str, str]:
+    """('ok' | 'warn' | 'error', one line) for /diagnostics: rqt_robot_monitor shows why at a glance."""
+    if not status.connected:
+        return 'error', f'not connected: {status.last_error}' if status.last_error else 'not connected'
+    if not status.ready:
+        return 'warn', 'connected, waiting for the train motor (attached I/O)'
+    if 0 <= status.battery_pct < 20:
+        return 'warn', f'battery low: {status.battery_pct} %'
+    state = 'braked' if status.braked else f'power {status.applied_power} %'
+    return 'ok', f'connected to {status.name or status.address or "the hub"}: {state}'
+
+
 class _LinkLost(HubError):
     pass
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.node import Node
 
 from train_fou import qos
-from train_fou.hub import HubSession, HubStatus, SimTransport, VirtualHub
+from train_fou.hub import HubSession, HubStatus, SimTransport, VirtualHub, health
 from train_fou.lwp3.bytecodes import port_from_name, port_name
 from train_fou.msg import HubState, SpeedCommand
 
 BACKENDS = ('sim', 'ble')
+DIAGNOSTIC_LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 
 
 def _text(description: str, read_only: bool = True) -> ParameterDescriptor:
@@ -80,6 +82,8 @@ class HubNode(Node):
         self._state_pub = self.create_publisher(HubState, 'hub/state', qos.LATCHED)
         self.create_subscription(SpeedCommand, 'train/speed_command', self._on_command, qos.RELIABLE)
         self.create_timer(1.0 / rate, self._publish_periodic)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
+        self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.session = HubSession(
             factory, port, backend=backend, deadman_timeout_s=deadman, ack_timeout_s=ack_s,
@@ -131,6 +135,19 @@ class HubNode(Node):
 
     def _publish_periodic(self) -> None:
         self._publish(self.session.status)
+
+    def _publish_diagnostics(self) -> None:
+        status = self.session.status
+        level, message = health(status)
+        values = {'backend': status.backend, 'connected': status.connected, 'ready': status.ready,
+                  'name': status.name, 'address': status.address, 'battery_pct': status.battery_pct,
+                  'rssi': status.rssi, 'applied_power': status.applied_power, 'braked': status.braked,
+                  'command_latency_ms': f'{status.latency_ms:.1f}', 'last_error': status.last_error}
+        array = DiagnosticArray(status=[DiagnosticStatus(
+            level=DIAGNOSTIC_LEVELS[level], name=f'{self.get_name()}: LEGO hub', hardware_id=status.address or 'hub',
+            message=message, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
 
     def on_shutdown(self) -> bool:
         """Brake, wait for the hub's acknowledgement, disconnect. True when the hub acknowledged."""
