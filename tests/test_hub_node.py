@@ -115,14 +115,19 @@ def test_ble_backend_picks_the_named_hub_and_brakes_first_after_every_reconnect(
     assert wait_until(lambda: target.hub.power[0] == 40, 5.0)
     assert wait_until(lambda: bench.latest().name == 'Train Fou' and bench.latest().backend == 'ble', 2.0)
 
+    def driven_by_client(count, power):
+        """The `count`-th client exists and has itself written `power` (not a stale motor state)."""
+        frame = bytes([0x08, 0x00, 0x81, 0x00, 0x11, 0x51, 0x00, power])
+        return len(world.clients) == count and frame in world.clients[-1].writes
+
     world.clients[-1].drop()                                   # link lost mid-run
-    assert wait_until(lambda: len(world.clients) == 2 and target.hub.power[0] == 40, 5.0)
+    assert wait_until(lambda: driven_by_client(2, 40), 5.0)
     target.fail_writes = 1                                     # a write fails
     bench.power = 35
-    assert wait_until(lambda: len(world.clients) == 3 and target.hub.power[0] == 35, 5.0)
+    assert wait_until(lambda: driven_by_client(3, 35), 5.0)
     world.clients[-1].inject(bytes.fromhex('0500058106'))     # generic error
     world.clients[-1].inject(bytes.fromhex('04000230'))       # hub will switch off
-    assert wait_until(lambda: len(world.clients) == 4 and target.hub.power[0] == 35, 5.0)
+    assert wait_until(lambda: driven_by_client(4, 35), 5.0)
 
     assert all(client.radio is target for client in world.clients)
     assert all(client.writes[0] == BRAKE for client in world.clients)
