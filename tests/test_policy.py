@@ -89,9 +89,9 @@ TRANSITIONS = [
     ('the same stop sign acts again once unseen for rearm_s (2 s)',
      frames(0.0, 3.0) + frames(3.0, 6.5, 'stop') + frames(6.5, 8.6) + frames(8.6, 8.9, 'stop'),
      Mode.STOP_HOLD, 0, None),
-    ('a limit sign re-seen within rearm_s does not undo a newer limit',
+    ('limit signs are never spent: a 30 re-confirmed after a 50 wins again (newest reading)',
      frames(0.0, 1.0) + frames(1.0, 1.3, 'speed_limit_30') + frames(1.3, 1.6, 'speed_limit_50')
-     + frames(1.6, 1.9, 'speed_limit_30'), Mode.LIMIT, 50, 50),
+     + frames(1.6, 1.9, 'speed_limit_30'), Mode.LIMIT, 30, 30),
     ('danger re-seen after resume and unseen for rearm_s latches again',
      frames(0.0, 0.2, 'danger') + [(0.2, Resume())] + frames(0.3, 2.5) + frames(2.5, 2.8, 'danger'),
      Mode.DANGER_LATCHED, 0, None),

@@ -33,7 +33,7 @@ _TOP_LEVEL_RANGES: dict[str, tuple[type, float, float, str]] = {
     'confirm_window': (int, 1, 30, 'frames considered for confirmation'),
     'stop_hold_s': (float, 0.0, 60.0, 'how long a stop sign holds the train'),
     'detections_timeout_s': (float, 0.1, 5.0, 'no signs/detections for this long -> FAILSAFE'),
-    'rearm_s': (float, 0.0, 60.0, 'a sign that acted acts again only after unseen this long'),
+    'rearm_s': (float, 0.0, 60.0, 'a stop/danger sign that acted acts again only after unseen this long'),
 }
 _SIGN_RANGES: dict[str, tuple[type, float, float, str]] = {
     'min_score': (float, 0.0, 1.0, 'lowest detector score that counts'),

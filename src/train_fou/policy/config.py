@@ -64,8 +64,8 @@ class PolicyConfig:
     stop_hold_s: float = 3.0
     #: No signs/detections for this long -> FAILSAFE.
     detections_timeout_s: float = 0.5
-    #: A sign that has acted acts again only after its class went unseen this long
-    #: (a flickering detection must not stop the train twice at the same sign).
+    #: A stop or danger sign that has acted acts again only after its class went unseen
+    #: this long (a flickering detection must not stop the train twice at the same sign).
     rearm_s: float = 2.0
     signs: Mapping[str, SignRule] = field(default_factory=_default_signs)
 

@@ -11,9 +11,10 @@ Signs are edge-triggered: a class acts when it becomes confirmed (seen in
 above its gates) and must drop out of confirmation before it acts again, so a
 stop sign that is still in view when the hold ends does not stop the train
 forever, and `train/resume` in front of a danger sign does not re-latch at
-once. A class that has acted is *spent* until it has gone unseen for
-`rearm_s`: a detection that flickers out of confirmation for a frame or two
-and back does not stop the train a second time at the same sign. After a
+once. A stop or danger class that has acted is *spent* until it has gone
+unseen for `rearm_s`: a detection that flickers out of confirmation for a
+frame or two and back does not stop the train a second time at the same sign.
+Limit signs are never spent: the newest confirmed limit wins. After a
 FAILSAFE the sign history starts afresh (spent classes stay spent).
 """
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Mode(IntEnum):
 
 
 BRAKING_MODES = frozenset({Mode.STOP_HOLD, Mode.DANGER_LATCHED, Mode.FAILSAFE})
+#: Sign actions that are spent once acted on, until unseen for `rearm_s`.
+REARMED_ACTIONS = frozenset({Action.STOP, Action.DANGER})
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,9 @@ def _on_frame(state: State, frame: Frame, now: float, config: PolicyConfig) -> S
     spent = {label: (now if label in seen else last_seen) for label, last_seen in state.spent
              if label in seen or now - last_seen < config.rearm_s}
     newly = confirmed - confirmed_before - set(spent)
-    spent.update((label, now) for label in newly)
+    # Only braking signs are spent: for limits the newest confirmation wins (the nearest view
+    # of a sign is the most reliable reading, and setting the same limit again is harmless).
+    spent.update((label, now) for label in newly if config.signs[label].action in REARMED_ACTIONS)
     state = dataclasses.replace(state, recent=recent, confirmed=confirmed, last_frame_time=now,
                                 source_stamp_ns=frame.stamp_ns, spent=tuple(sorted(spent.items())))
 
