@@ -445,13 +445,6 @@ def _draw_pole_and_base(canvas, alpha, cx, top, bottom, face_w, st):
     top_h = 0.35 * bw
     plate_front_top = bottom - plate_h
     pole_bottom = int(round(plate_front_top - top_h / 2))
-    for x in xs:
-        u = (x + 0.5 - cx) / (pw / 2)
-        if abs(u) > 1:
-            continue
-        shade = 0.75 + 0.6 * math.exp(-((u + 0.35) / 0.25) ** 2) - 0.25 * u * u
-        canvas[int(top):pole_bottom, x] = np.clip(col * shade + 18 * shade, 0, 255)
-        alpha[int(top):pole_bottom, x] = 255
     # base plate: a top ellipse-ish parallelogram seen from slightly above, and the front face
     base = np.asarray(st.base_color, np.float32)
     front = [(cx - bw / 2, plate_front_top), (cx + bw / 2, plate_front_top), (cx + bw / 2, bottom), (cx - bw / 2, bottom)]
@@ -469,13 +462,14 @@ def _draw_pole_and_base(canvas, alpha, cx, top, bottom, face_w, st):
                         tuple(int(c) for c in base * 0.7), -1, cv2.LINE_AA, 4)
             cv2.ellipse(canvas, ell, axes, 0, 0, 360, tuple(int(c) for c in np.clip(base * 1.25, 0, 255)),
                         -1, cv2.LINE_AA, 4)
-    # the bar stands in the plate: redraw the bar's foot over the studs
+    # the bar, drawn after the plate: it stands in the plate, its foot over the studs
     for x in xs:
         u = (x + 0.5 - cx) / (pw / 2)
         if abs(u) > 1:
             continue
         shade = 0.75 + 0.6 * math.exp(-((u + 0.35) / 0.25) ** 2) - 0.25 * u * u
         canvas[int(top):pole_bottom, x] = np.clip(col * shade + 18 * shade, 0, 255)
+        alpha[int(top):pole_bottom, x] = 255
 
 
 def render_sign_layers(kind: str, height_px: int, rng: np.random.Generator | None = None, *,
