@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from train_fou.paths import config_path, share_dir
+from train_fou.paths import config_path, default_model
 from train_fou.policy import load_policy
 from train_fou.sim.drive import drive
 from train_fou.sim.episode import Episode
@@ -44,7 +44,7 @@ def test_closed_loop_over_dds_equals_the_pure_loop_frame_for_frame(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000, name
 
 
-@pytest.mark.skipif(not (share_dir() / 'models' / 'signs.onnx').is_file(), reason='no shipped model yet')
+@pytest.mark.skipif(not default_model().is_file(), reason='no shipped model yet')
 def test_closed_loop_with_the_shipped_detector_stops_before_the_cliff():
     """The real detector in the loop: every frame answered, the train safe. How well it obeys the
     signs is the model's figure, measured by the 100-run campaign (README), not asserted here."""

@@ -35,3 +35,8 @@ def config_path(name: str) -> pathlib.Path:
 def model_path(name: str) -> pathlib.Path:
     """A file under models/ of the share directory."""
     return share_dir() / 'models' / name
+
+
+def default_model() -> pathlib.Path:
+    """The shipped detector model (models/signs.onnx), used when none is configured."""
+    return model_path('signs.onnx')

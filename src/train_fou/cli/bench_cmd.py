@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
     detector, choice = open_cli_detector(args.model, args.backend)
     model_path = pathlib.Path(args.model) if args.model else None
     if model_path is None:
-        from train_fou.cli.detect_cmd import default_model
+        from train_fou.paths import default_model
         model_path = default_model()
     print(f'backend: {choice.reason}', file=sys.stderr)
     frames, source = make_frames(min(args.frames, 50), width, height)

@@ -6,6 +6,8 @@ import json
 import pathlib
 import sys
 
+from train_fou.paths import default_model
+
 HELP = 'detect signs in image files (one JSON line per image with --json)'
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff'}
 
@@ -29,11 +31,6 @@ def expand(paths: list[str]) -> list[pathlib.Path]:
         else:
             out.append(path)
     return out
-
-
-def default_model() -> pathlib.Path:
-    from train_fou.paths import share_dir
-    return share_dir() / 'models' / 'signs.onnx'
 
 
 def open_cli_detector(model: str | None, backend: str, conf: float | None = None):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 
 HELP = 'run pipeline nodes in one process (MultiThreadedExecutor) until Ctrl-C or SIGTERM'
 
@@ -70,6 +69,3 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({'event': 'stopped', 'nodes': names}), flush=True)
     return code
 
-
-if __name__ == '__main__':
-    sys.exit(run(argparse.Namespace()))

@@ -25,6 +25,7 @@ from std_msgs.msg import Header
 from train_fou import qos
 from train_fou.msg import SignDetection, SignDetectionArray
 from train_fou.nodes.image_msgs import diagnostics, image_msg
+from train_fou.paths import default_model
 from train_fou.vision.annotate import draw_detections
 from train_fou.vision.backends import CHOICES
 from train_fou.vision.cdr import parse_compressed, parse_image
@@ -64,11 +65,6 @@ class PendingFrame(NamedTuple):
 DECODERS = {'raw': _decode_raw, 'compressed': _decode_compressed}
 #: How long start-up waits for the backend (a TensorRT engine can take a while to deserialize).
 LOAD_TIMEOUT_S = 300.0
-
-
-def default_model_path() -> str:
-    from train_fou.paths import share_dir
-    return str(share_dir() / 'models' / 'signs.onnx')
 
 
 def _float_range(lo, hi):
@@ -121,7 +117,7 @@ class DetectorNode(Node):
             raise
 
     def _start(self) -> None:
-        model = self.get_parameter('model_path').value or default_model_path()
+        model = self.get_parameter('model_path').value or str(default_model())
         self._paths = resolve_model_paths(model, self.get_parameter('engine_path').value or None,
                                           self.get_parameter('metadata_path').value or None)
         self._stats = RollingStats()
