@@ -118,3 +118,45 @@ def test_draw_detections_draws_on_a_copy():
     dets = decode_yolov8(out, LetterboxInfo(4.16, 0, 0, 100, 100, 416, 416), 0.25, 0.45, 1, ['stop'])
     drawn = draw_detections(image, dets)
     assert drawn.any() and not image.any()
+
+
+def _reference_letterbox(image_bgr, dst_hw):
+    """ultralytics' LetterBox(auto=False, center=True) + its to-tensor step, written out plainly."""
+    import cv2
+    dst_h, dst_w = dst_hw
+    h, w = image_bgr.shape[:2]
+    r = min(dst_h / h, dst_w / w)
+    new_w, new_h = int(round(w * r)), int(round(h * r))
+    dw, dh = (dst_w - new_w) / 2, (dst_h - new_h) / 2
+    if (new_w, new_h) != (w, h):
+        image_bgr = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
+    left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
+    padded = cv2.copyMakeBorder(image_bgr, top, bottom, left, right, cv2.BORDER_CONSTANT,
+                                value=(PAD_VALUE, PAD_VALUE, PAD_VALUE))
+    return (padded[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0), (left, top)
+
+
+@pytest.mark.parametrize('src_hw, dst_hw', [((480, 640), (416, 416)), ((640, 480), (416, 416)),
+                                            ((240, 320), (96, 128)), ((416, 416), (416, 416)),
+                                            ((100, 37), (64, 96)), ((720, 1280), (384, 640))])
+def test_letterboxer_matches_the_ultralytics_reference_on_random_frames(src_hw, dst_hw):
+    rng = np.random.default_rng(sum(src_hw) + sum(dst_hw))
+    boxer = Letterboxer(dst_hw)
+    for _ in range(3):  # the reused buffers carry nothing over from the previous frame
+        image = rng.integers(0, 256, (*src_hw, 3), dtype=np.uint8)
+        expected, (left, top) = _reference_letterbox(image, dst_hw)
+        tensor, info = boxer(image)
+        assert (info.pad_x, info.pad_y) == (left, top)
+        assert tensor.shape == expected.shape
+        assert np.abs(tensor - expected).max() <= 1 / 255 + 1e-6
+        assert np.array_equal(tensor, letterbox(image, dst_hw)[0])
+
+
+def test_letterboxer_takes_non_contiguous_views_like_a_padded_image_row_stride():
+    rng = np.random.default_rng(7)
+    wide = rng.integers(0, 256, (480, 660, 3), dtype=np.uint8)
+    view = wide[:, :640]  # what image_from_raw returns when step > width * 3
+    expected, _ = _reference_letterbox(np.ascontiguousarray(view), (416, 416))
+    tensor, _ = Letterboxer((416, 416))(view)
+    assert np.abs(tensor - expected).max() <= 1 / 255 + 1e-6
