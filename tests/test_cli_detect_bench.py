@@ -91,3 +91,42 @@ def test_bench_rejects_a_bad_size(model):
     done = subprocess.run(TRAIN_FOU + ['bench', '--model', str(model), '--size', 'big'],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--size 'big': expected WIDTHxHEIGHT" in done.stderr
+
+
+def _stop_only_model(tmp_path):
+    """One `stop` box whose score follows the image's brightness: white frames show a stop sign."""
+    folder = tmp_path / 'stop_model'
+    folder.mkdir()
+    boxes = np.array([[64, 48, 40, 60]], dtype=np.float32)
+    weights = np.zeros((1, 4), dtype=np.float32)
+    weights[0, 2] = 0.9
+    return make_model(folder, imgsz=(96, 128), boxes=boxes, weights=weights)
+
+
+def test_bench_times_the_brake_of_each_confirmed_stop_sign_through_the_whole_pipeline(tmp_path, capsys, monkeypatch):
+    from train_fou.cli import bench_cmd
+    monkeypatch.setattr(bench_cmd, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
+    monkeypatch.setattr(bench_cmd, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
+    model = _stop_only_model(tmp_path)
+    code = main(['bench', '--model', str(model), '--frames', '4', '--warmup', '1', '--size', '320x240',
+                 '--e2e-samples', '3', '--skip', 'ultralytics', '--json'])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['e2e_samples'] == 3 and result['e2e_cycles_without_brake'] == 0
+    assert 0 < result['e2e_ms_p50'] <= result['e2e_ms_p99'] <= result['e2e_ms_max']
+    assert result['e2e_hub_reported_ms_p50'] > 0  # the hub's own figure for the same brake writes
+    assert result['e2e_frames_unanswered'] == 0
+    assert '3 stop cycles: 3 clear frames then 2 frames with a stop sign' in result['reasons']['e2e']
+
+
+def test_bench_says_why_e2e_is_null_when_no_frame_confirms_a_stop_sign_alone(model, capsys, monkeypatch):
+    from train_fou.cli import bench_cmd
+    # the default tiny model sees stop *and* danger in bright frames: no frame is a clean stop scene
+    monkeypatch.setattr(bench_cmd, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
+    monkeypatch.setattr(bench_cmd, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
+    code = main(['bench', '--model', str(model), '--frames', '3', '--warmup', '1', '--size', '320x240',
+                 '--skip', 'ultralytics', '--json'])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['e2e_ms_p50'] is None
+    assert result['reasons']['e2e'].startswith('no rendered stop frame that this model and the policy see as such')

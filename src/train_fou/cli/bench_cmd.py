@@ -1,10 +1,14 @@
 """`train-fou bench`: the detector's cost, measured four ways on the same model and frames.
 
 - raw_session_ms: the bare inference call (backend.infer on a pre-processed tensor);
-- node_ms: detector_node over DDS, image message published -> detections message received;
-- e2e_ms: image stamp -> bytes written to the simulated hub (detector, speed_controller,
-  hub_node with the sim backend) at the camera rate, once those nodes exist; the hub
-  writes only when the power changes, so its samples are the decisions that changed it.
+- node_ms: detector_node over DDS, image message published -> detections message received
+  (the bench subscribes to the serialized message and takes the time before deserializing:
+  turning it into Python objects is the bench's cost, not the node's);
+- e2e_ms: image stamp -> brake bytes written to the simulated hub, whole pipeline
+  (detector_node, speed_controller, hub_node with the sim backend). The hub writes only
+  when the power changes, so the run is built to force one write per sample: cycles of
+  frames without signs then frames with a stop sign; the frame that completes the
+  policy's confirmation is timed to the brake write (see measure_e2e).
   image_to_command_ms splits that: image stamp -> the controller's first command on it;
 - ultralytics_ms: ultralytics predict on the same model and frames, here or in another
   interpreter (--ultralytics-python, e.g. the training venv), null when not installed.
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 import tempfile
@@ -54,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--backend', default='auto', help='auto, tensorrt, onnxruntime-cuda or onnxruntime-cpu')
     parser.add_argument('--size', default='640x480', help='camera frame WIDTHxHEIGHT (default: %(default)s)')
     parser.add_argument('--e2e-rate', type=float, default=30.0,
-                        help='camera frame rate of the pipeline run (default: %(default)s Hz)')
+                        help='highest camera frame rate of the pipeline run (default: %(default)s Hz)')
+    parser.add_argument('--e2e-samples', type=int, default=100,
+                        help='timed stop-sign cycles of the pipeline run (default: %(default)s)')
     parser.add_argument('--ultralytics-python', default=os.environ.get('TRAIN_FOU_ULTRALYTICS_PYTHON', ''),
                         metavar='PYTHON', help='interpreter with ultralytics when this one lacks it '
                                                '(default: $TRAIN_FOU_ULTRALYTICS_PYTHON)')
@@ -93,28 +100,26 @@ def make_frames(count: int, width: int, height: int, seed: int = 0):
 
 
 class _Collector:
-    """Detections / hub states from the bench's own subscriptions, with arrival times."""
+    """Detections and speed commands from the bench's own subscriptions, with arrival times."""
 
     def __init__(self):
         self.cond = threading.Condition()
         self.arrivals: dict[int, tuple[float, object]] = {}
-        self.latencies: list[float] = []
         self.command_latencies: list[float] = []
         self._last_latency = None
         self._last_source = None
 
-    def on_detections(self, msg) -> None:
-        now = time.perf_counter()
-        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        with self.cond:
-            self.arrivals[key] = (now, msg)
-            self.cond.notify_all()
+    def on_detections(self, serialized: bytes) -> None:
+        """Raw subscription: the arrival time is taken before anything is deserialized.
 
-    def on_hub_state(self, msg) -> None:
-        latency = float(msg.command_latency_ms)
-        if latency > 0 and latency != self._last_latency:  # a new write (states are also republished)
-            self.latencies.append(latency)
-        self._last_latency = latency
+        Turning the message into Python objects is the bench's cost, not the node's:
+        `wait_for` deserializes after the time was taken.
+        """
+        now = time.perf_counter()
+        sec, nanosec = _STAMP[serialized[1] == 1].unpack_from(serialized, 4)  # header.stamp, first field
+        with self.cond:
+            self.arrivals[sec * 1_000_000_000 + nanosec] = (now, serialized)
+            self.cond.notify_all()
 
     def on_command(self, msg) -> None:
         source = msg.source_stamp.sec * 1_000_000_000 + msg.source_stamp.nanosec
@@ -123,10 +128,29 @@ class _Collector:
         self._last_source = source
 
     def wait_for(self, key: int, timeout_s: float):
+        """(arrival perf_counter, SignDetectionArray) of the frame stamped `key`, or None."""
         with self.cond:
-            if self.cond.wait_for(lambda: key in self.arrivals, timeout_s):
-                return self.arrivals.pop(key)
-        return None
+            if not self.cond.wait_for(lambda: key in self.arrivals, timeout_s):
+                return None
+            arrived, serialized = self.arrivals.pop(key)
+        return arrived, _deserialize_detections(serialized)
+
+    def take_all(self) -> dict:
+        """Every arrival not waited for yet: stamp -> (arrival perf_counter, SignDetectionArray)."""
+        with self.cond:
+            arrivals, self.arrivals = self.arrivals, {}
+        return {key: (t, _deserialize_detections(data)) for key, (t, data) in arrivals.items()}
+
+
+#: header.stamp (int32 sec, uint32 nanosec) right after the 4-byte CDR encapsulation: big, little endian.
+_STAMP = {False: struct.Struct('>iI'), True: struct.Struct('<iI')}
+
+
+def _deserialize_detections(serialized: bytes):
+    from rclpy.serialization import deserialize_message
+
+    from train_fou.msg import SignDetectionArray
+    return deserialize_message(serialized, SignDetectionArray)
 
 
 class SerializedFrames:
@@ -171,8 +195,7 @@ def soak(pub, collector, messages, duration_s: float, fps: float) -> dict:
         next_t += 1.0 / fps
         time.sleep(max(0.0, next_t - time.monotonic()))
     time.sleep(1.0)  # the last frame's answer
-    with collector.cond:
-        arrivals = dict(collector.arrivals)
+    arrivals = collector.take_all()
     rows = sorted((sent[k], t, msg) for k, (t, msg) in arrivals.items() if k in sent)
     if not rows:
         return {'frames_sent': len(sent), 'frames_processed': 0}
@@ -196,6 +219,170 @@ def soak(pub, collector, messages, duration_s: float, fps: float) -> dict:
                                        for b in range(0, max(1, int(duration_s)), 10)]}
 
 
+#: Controller parameters of the e2e run: short cycles, the policy's semantics untouched (a stop
+#: sign still needs confirm_hits of confirm_window frames). The hold ends and the stop class
+#: re-arms within the cycle's clear frames, and the power is back up at once after the hold,
+#: so that every cycle's confirmation changes the hub's power byte (the hub writes only changes).
+E2E_POLICY = {'stop_hold_s': 0.05, 'rearm_s': 0.0, 'ramp_up_pct_per_s': 1000.0}
+#: Unmeasured stop cycles first (the controller leaves FAILSAFE, the hub connects).
+E2E_WARMUP_CYCLES = 2
+
+
+def _bgr(rgb):
+    import numpy as np
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def render_clear_frames(width: int, height: int, rng) -> list:
+    """Candidate frames without signs: rails backgrounds (checked against the model by the caller)."""
+    from train_fou.render.scene import background
+    return [_bgr(background('rails', width, height, rng)[0]) for _ in range(12)]
+
+
+def render_stop_frames(width: int, height: int, rng) -> list:
+    """Candidate frames with one near stop sign (15-25 % of the image height) on rails backgrounds."""
+    from train_fou.render.scene import background, paste_rgba
+    from train_fou.render.signs import render_sign
+    out = []
+    for _ in range(12):
+        rgb, _ground = background('rails', width, height, rng)
+        sprite, _box = render_sign('stop', int(height * rng.uniform(0.15, 0.25)), rng)
+        paste_rgba(rgb, sprite, int(width * rng.uniform(0.35, 0.6)), int(height * rng.uniform(0.15, 0.35)))
+        out.append(_bgr(rgb))
+    return out
+
+
+def e2e_scenes(detector, config, width: int, height: int, keep: int = 4):
+    """(clear frames, stop frames) that the model and the policy's gates see as such.
+
+    A clear frame has no detection that passes any class's gates; a stop frame has a
+    stop sign that passes them and nothing else that does. Either list may be empty.
+    """
+    import numpy as np
+
+    from train_fou.policy import Frame
+    from train_fou.policy import Detection as PolicyDetection
+    from train_fou.policy.machine import qualifying_labels
+    rng = np.random.default_rng(3)
+
+    def labels(image) -> set:
+        found = detector.detect(image).detections
+        frame = Frame(0, image.shape[0], tuple(PolicyDetection(d.label, d.score, d.height) for d in found))
+        return set(qualifying_labels(frame, config))
+    clear = [f for f in render_clear_frames(width, height, rng) if not labels(f)][:keep]
+    stop = [f for f in render_stop_frames(width, height, rng) if labels(f) == {'stop'}][:keep]
+    return clear, stop
+
+
+class _BrakeListener:
+    """The sim hub's orders, in the session thread at the moment the bytes are written."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.brakes_ns: list[int] = []
+        self.orders = 0
+
+    def __call__(self, text: str) -> None:
+        now = time.time_ns()
+        with self.cond:
+            self.orders += 1
+            if text.endswith(' brake'):
+                self.brakes_ns.append(now)
+                self.cond.notify_all()
+
+    def wait_brake_after(self, t_ns: int, timeout_s: float) -> int | None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.brakes_ns and self.brakes_ns[-1] >= t_ns, timeout_s)
+            return self.brakes_ns[-1] if self.brakes_ns and self.brakes_ns[-1] >= t_ns else None
+
+
+def measure_e2e(detector, frames, pub, collector, executor, nodes, namespace, context, args, result) -> None:
+    """Image stamp -> hub write of the brake, whole pipeline (detector, controller, sim hub).
+
+    Cycles of `confirm_window` clear frames then `confirm_hits` stop frames: the last stop
+    frame completes the confirmation, the controller brakes on it, the hub writes the brake.
+    One sample per cycle: the hub's write time (a listener on the sim hub, in the session
+    thread as the bytes are written) minus that frame's stamp. Frames go out at
+    --e2e-rate at most, each after the previous one was answered (no queue anywhere),
+    and the confirming frame's cycle waits for the brake.
+    """
+    from train_fou.cli.run_cmd import load_node_params
+    from train_fou.nodes.runner import create_nodes
+
+    params = load_node_params(E2E_NODES, [])
+    params['hub_node'] = dict(params.get('hub_node', {}), backend='sim', sim_log_orders=False)
+    params['speed_controller'] = dict(params.get('speed_controller', {}), **E2E_POLICY)
+    pipeline = create_nodes(E2E_NODES, params, namespace=namespace, context=context)
+    nodes.extend(pipeline)
+    controller = next(n for n in pipeline if n.get_name() == 'speed_controller')
+    hub = next(n for n in pipeline if n.get_name() == 'hub_node')
+    config = controller.config
+    height, width = frames[0].shape[:2]
+    clear, stop = e2e_scenes(detector, config, width, height)
+    if not clear or not stop:
+        result['reasons']['e2e'] = (f'no rendered {"clear" if not clear else "stop"} frame that this model '
+                                    'and the policy see as such: no brake to time')
+        return
+    listener = _BrakeListener()
+    hub.virtual_hub.on_order = listener
+    for node in pipeline:
+        executor.add_node(node)
+    cycle = [clear[i % len(clear)] for i in range(config.confirm_window)] + \
+        [stop[i % len(stop)] for i in range(config.confirm_hits)]
+    messages = SerializedFrames(cycle)
+    period = 1.0 / args.e2e_rate
+    samples, hub_reported, missed, unanswered = [], [], 0, 0
+    with collector.cond:
+        collector.command_latencies.clear()
+    deadline = time.monotonic() + 10
+    while not hub.session.status.ready and time.monotonic() < deadline:
+        time.sleep(0.01)
+    next_t = time.monotonic()
+    for c in range(E2E_WARMUP_CYCLES + args.e2e_samples):
+        if c == E2E_WARMUP_CYCLES:
+            with collector.cond:
+                collector.command_latencies.clear()
+        for i in range(len(cycle)):
+            time.sleep(max(0.0, next_t - time.monotonic()))
+            stamp = time.time_ns()
+            reported_before = hub.session.status.latency_ms
+            pub.publish(messages.stamped(i, stamp))
+            next_t = time.monotonic() + period
+            if collector.wait_for(stamp, 2.0) is None:
+                unanswered += 1
+            if i == len(cycle) - 1:  # the confirming frame
+                brake_ns = listener.wait_brake_after(stamp, 1.0)
+                if c < E2E_WARMUP_CYCLES:
+                    continue
+                if brake_ns is None:
+                    missed += 1
+                else:
+                    samples.append((brake_ns - stamp) / 1e6)
+                    settled = time.monotonic() + 0.1  # the session sets its status just after the write
+                    while hub.session.status.latency_ms == reported_before and time.monotonic() < settled:
+                        time.sleep(0.001)
+                    hub_reported.append(float(hub.session.status.latency_ms))
+    commands = list(collector.command_latencies)
+    result['e2e_samples'] = len(samples)
+    result['e2e_ms_p50'], result['e2e_ms_p99'] = percentile(samples, 50), percentile(samples, 99)
+    result['e2e_ms_max'] = round(max(samples), 3) if samples else None
+    # Cross-check: the hub's own figure (hub/state command_latency_ms) for the same writes.
+    result['e2e_hub_reported_ms_p50'] = percentile(hub_reported, 50)
+    result['e2e_cycles_without_brake'] = missed
+    result['e2e_frames_unanswered'] = unanswered
+    # Where the time goes: image stamp -> the controller's first command on that image (all frames).
+    result['image_to_command_ms_p50'] = percentile(commands, 50)
+    result['image_to_command_ms_p99'] = percentile(commands, 99)
+    result['reasons']['e2e'] = (
+        f'{len(samples)} stop cycles: {config.confirm_window} clear frames then {config.confirm_hits} frames with '
+        f'a stop sign (the last one completes the {config.confirm_hits}-of-{config.confirm_window} confirmation); '
+        'e2e = that frame\'s stamp -> the brake bytes written to the sim hub (listener on the virtual hub); '
+        f'frames at <= {args.e2e_rate:g} Hz, each sent after the previous one was answered; controller with '
+        + ', '.join(f'{k}={v:g}' for k, v in E2E_POLICY.items()))
+    if missed:
+        result['reasons']['e2e'] += f'; {missed} cycles gave no brake within 1 s'
+
+
 def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> None:
     """raw vs node (alternating), then the e2e pipeline run when its nodes exist."""
     import rclpy
@@ -206,10 +393,10 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     from sensor_msgs.msg import Image
 
     from train_fou import qos
-    from train_fou.msg import HubState, SignDetectionArray, SpeedCommand
+    from train_fou.msg import SignDetectionArray, SpeedCommand
     from train_fou.nodes import NODE_CLASSES
     from train_fou.nodes.detector_node import DetectorNode
-    from train_fou.nodes.runner import create_nodes, destroy_nodes
+    from train_fou.nodes.runner import destroy_nodes
 
     skip = set(filter(None, args.skip.split(',')))
     tensors = [detector.preprocess(frame)[0].copy() for frame in frames]
@@ -230,8 +417,8 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         nodes.append(bench)
         collector = _Collector()
         pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
-        bench.create_subscription(SignDetectionArray, 'signs/detections', collector.on_detections, qos.RELIABLE)
-        bench.create_subscription(HubState, 'hub/state', collector.on_hub_state, qos.LATCHED)
+        bench.create_subscription(SignDetectionArray, 'signs/detections', collector.on_detections, qos.RELIABLE,
+                                  raw=True)
         bench.create_subscription(SpeedCommand, 'train/speed_command', collector.on_command, qos.RELIABLE)
         executor = SingleThreadedExecutor(context=context)
         for node in nodes:
@@ -279,35 +466,9 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         elif missing:
             result['reasons']['e2e'] = f'{" and ".join(missing)} not available yet (not in NODE_CLASSES)'
         else:
-            from train_fou.cli.run_cmd import load_node_params
-            params = load_node_params(E2E_NODES, [])
-            params['hub_node'] = dict(params.get('hub_node', {}), backend='sim')
-            pipeline = create_nodes(E2E_NODES, params, namespace=namespace, context=context)
-            nodes.extend(pipeline)
-            for node in pipeline:
-                executor.add_node(node)
-            period = 1.0 / args.e2e_rate
-            next_t = time.monotonic()
-            for i in range(total):
-                k = i % len(frames)
-                pub.publish(messages.stamped(k, time.time_ns()))
-                if i == args.warmup:
-                    collector.latencies.clear()
-                    collector.command_latencies.clear()
-                next_t += period
-                time.sleep(max(0.0, next_t - time.monotonic()))
-            time.sleep(0.5)  # the last command reaches the hub
-            lat = list(collector.latencies)
-            result['e2e_samples'] = len(lat)
-            commands = list(collector.command_latencies)
-            # Where the time goes: image stamp -> the controller's first command on that image.
-            result['image_to_command_ms_p50'] = percentile(commands, 50)
-            result['image_to_command_ms_p99'] = percentile(commands, 99)
-            result['e2e_ms_p50'], result['e2e_ms_p99'] = percentile(lat, 50), percentile(lat, 99)
+            measure_e2e(detector, frames, pub, collector, executor, nodes, namespace, context, args, result)
             if callback_errors:
                 result['reasons']['e2e'] = f'a pipeline callback failed ({len(callback_errors)}x): {callback_errors[0]}'
-            elif not lat:
-                result['reasons']['e2e'] = 'hub/state reported no command latency'
     finally:
         destroy_nodes(nodes)  # while the executor still spins: the hub brakes and publishes its state
         stop.set()
