@@ -235,7 +235,7 @@ class DetectorNode(Node):
 
     def _process(self, frame: 'PendingFrame') -> None:
         try:
-            detections, inference_ms, postprocess_ms = self._detector.infer(frame.tensor, frame.info)
+            detections, inference_ms, postprocess_ms = self._detector.infer(frame.tensor, frame.info, frame.image)
         except Exception as err:  # a model/backend fault: log (throttled), skip the frame, keep serving
             self._problem('_errors', f'inference failed: {err}')
             return

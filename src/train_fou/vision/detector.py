@@ -16,6 +16,7 @@ from train_fou.vision.errors import EngineLoadError, ModelNotFoundError
 from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
 from train_fou.vision.metadata import ModelMetadata, load_metadata, metadata_path_for
 from train_fou.vision.postprocess import MAX_DETECTIONS, Detection, decode_yolov8
+from train_fou.vision.refine import Refiner
 
 ENGINE_SUFFIXES = ('.engine', '.plan')
 
@@ -61,10 +62,11 @@ class DetectionResult(NamedTuple):
 
 
 class Detector:
-    """Letterbox -> backend.infer -> decode, on BGR uint8 images of any size."""
+    """Letterbox -> backend.infer -> decode (-> refiner), on BGR uint8 images of any size."""
 
     def __init__(self, backend, metadata: ModelMetadata, conf_threshold: float | None = None,
-                 iou_threshold: float | None = None, max_detections: int = MAX_DETECTIONS):
+                 iou_threshold: float | None = None, max_detections: int = MAX_DETECTIONS,
+                 refiner: Refiner | None = None):
         if backend.input_hw is not None and tuple(backend.input_hw) != tuple(metadata.imgsz):
             raise EngineLoadError(
                 f'model input is {backend.input_hw[0]}x{backend.input_hw[1]} (h x w) but {metadata.source} '
@@ -75,6 +77,7 @@ class Detector:
         self.iou_threshold = metadata.iou_threshold if iou_threshold is None else iou_threshold
         self.max_detections = max_detections
         self.letterboxer = Letterboxer(metadata.imgsz)
+        self.refiner = refiner
 
     @property
     def backend_name(self) -> str:
@@ -83,14 +86,21 @@ class Detector:
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         return self.letterboxer(image_bgr)
 
-    def infer(self, tensor: np.ndarray, info: LetterboxInfo) -> tuple[list[Detection], float, float]:
-        """Inference and decoding of a pre-processed tensor: (detections, inference_ms, postprocess_ms)."""
+    def infer(self, tensor: np.ndarray, info: LetterboxInfo,
+              image_bgr: np.ndarray | None = None) -> tuple[list[Detection], float, float]:
+        """Inference and decoding of a pre-processed tensor: (detections, inference_ms, postprocess_ms).
+
+        With a refiner and the source image, speed-limit detections are re-read
+        from the image (part of postprocess_ms).
+        """
         t0 = time.perf_counter()
         output = self.backend.infer(tensor)
         t1 = time.perf_counter()
         meta = self.metadata
         detections = decode_yolov8(output, info, self.conf_threshold, self.iou_threshold, meta.num_classes,
                                    meta.names, self.max_detections)
+        if self.refiner is not None and image_bgr is not None and detections:
+            detections = self.refiner.refine(image_bgr, detections)
         return detections, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 
     def detect(self, image_bgr: np.ndarray) -> DetectionResult:
@@ -98,26 +108,55 @@ class Detector:
         t0 = time.perf_counter()
         tensor, info = self.letterboxer(image_bgr)
         preprocess_ms = (time.perf_counter() - t0) * 1e3
-        detections, inference_ms, postprocess_ms = self.infer(tensor, info)
+        detections, inference_ms, postprocess_ms = self.infer(tensor, info, image_bgr)
         return DetectionResult(detections, info, preprocess_ms, inference_ms, postprocess_ms)
 
     def close(self) -> None:
         self.backend.close()
+        if self.refiner is not None:
+            self.refiner.close()
 
 
 def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
                   engine_path: str | pathlib.Path | None = None,
                   metadata_path: str | pathlib.Path | None = None, conf_threshold: float | None = None,
                   iou_threshold: float | None = None, intra_op_threads: int = 0,
-                  max_detections: int = MAX_DETECTIONS) -> tuple[Detector, BackendChoice]:
-    """Resolve the model files, load the metadata and the backend, return a ready Detector."""
+                  max_detections: int = MAX_DETECTIONS, refine: bool = True) -> tuple[Detector, BackendChoice]:
+    """Resolve the model files, load the metadata and the backend(s), return a ready Detector.
+
+    When the metadata names a refiner (and `refine`), its classifier is opened on
+    the same kind of backend: `<refiner>.engine` beside its ONNX file is used
+    by TensorRT, the ONNX file otherwise.
+    """
     paths = resolve_model_paths(model_path, engine_path, metadata_path)
     metadata = load_metadata(paths.metadata)
     choice = open_backend(backend, paths.onnx, paths.engine, metadata.input_name, metadata.imgsz,
                           intra_op_threads)
+    refiner = None
     try:
-        detector = Detector(choice.backend, metadata, conf_threshold, iou_threshold, max_detections)
+        if refine and metadata.refiner is not None:
+            refiner = open_refiner(metadata, backend)
+        detector = Detector(choice.backend, metadata, conf_threshold, iou_threshold, max_detections, refiner)
+    except BaseException:
+        choice.backend.close()
+        if refiner is not None:
+            refiner.close()
+        raise
+    return detector, choice
+
+
+def open_refiner(metadata: ModelMetadata, backend: str = AUTO) -> Refiner:
+    """Load the metadata's speed-limit classifier; a missing file names the path and the metadata."""
+    spec = metadata.refiner
+    if not spec.model.is_file():
+        raise ModelNotFoundError(f'{spec.model}: refiner model not found (named by {metadata.source}); '
+                                 'restore it or remove `refiner` from the metadata')
+    engine = spec.model.with_suffix('.engine')
+    # a tiny network: one thread avoids the thread pool's wake-up cost on every crop
+    choice = open_backend(backend, spec.model, engine if engine.is_file() else None, 'images',
+                          (spec.input_size, spec.input_size), intra_op_threads=1)
+    try:
+        return Refiner(choice.backend, spec, metadata.names, metadata.iou_threshold)
     except BaseException:
         choice.backend.close()
         raise
-    return detector, choice

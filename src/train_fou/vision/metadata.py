@@ -7,7 +7,8 @@ reads label names and the input size from it, never from code. Example::
      "imgsz": [416, 416], "input_name": "images",
      "conf_threshold": 0.25, "iou_threshold": 0.45, "data_hash": "..."}
 
-`imgsz` is (height, width). Unknown fields are kept in `extra`.
+`imgsz` is (height, width). An optional `refiner` names the speed-limit crop
+classifier (see `train_fou.vision.refine`). Unknown fields are kept in `extra`.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from train_fou.vision.errors import ModelMetadataError, ModelNotFoundError
+from train_fou.vision.refine import RefinerSpec, parse_refiner
 
 #: Output layouts the post-processing understands.
 SUPPORTED_FORMATS = ('yolov8',)
@@ -34,6 +36,8 @@ class ModelMetadata:
     iou_threshold: float = 0.45
     source: str = ''
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: the speed-limit crop classifier that re-reads the detector's limits (vision.refine), if any
+    refiner: RefinerSpec | None = None
 
     @property
     def num_classes(self) -> int:
@@ -84,12 +88,14 @@ def parse_metadata(data: Any, path: str | pathlib.Path = '<metadata>') -> ModelM
     input_name = data.get('input_name', 'images')
     if not isinstance(input_name, str) or not input_name:
         raise ModelMetadataError(f'{path}: `input_name` must be a non-empty string, got {input_name!r}')
-    known = {'format', 'names', 'imgsz', 'input_name', 'conf_threshold', 'iou_threshold'}
+    refiner = data.get('refiner')
+    refiner = None if refiner is None else parse_refiner(refiner, path, names)
+    known = {'format', 'names', 'imgsz', 'input_name', 'conf_threshold', 'iou_threshold', 'refiner'}
     return ModelMetadata(
         names=tuple(names), imgsz=(int(imgsz[0]), int(imgsz[1])), format=fmt, input_name=input_name,
         conf_threshold=_threshold(path, data, 'conf_threshold', 0.25),
         iou_threshold=_threshold(path, data, 'iou_threshold', 0.45),
-        source=str(path), extra={k: v for k, v in data.items() if k not in known})
+        source=str(path), extra={k: v for k, v in data.items() if k not in known}, refiner=refiner)
 
 
 def load_metadata(path: str | pathlib.Path) -> ModelMetadata:

@@ -1,0 +1,160 @@
+"""A second look at speed-limit signs: a small classifier reads the digits at source resolution.
+
+Why: the detector sees the 640x480 frame letterboxed to 416 px, where a 20 px
+`30` at reaction distance shrinks to 13 px with digits of about 5 px; the
+detector finds the sign but confuses 30 with 50. The refiner crops each
+detection the detector called a speed limit from the *source* image, scales
+the crop to a 32x32 square and lets a tiny CNN decide `speed_limit_30`,
+`speed_limit_50` or `other` (a red-ringed distractor such as no entry or no
+parking, which is then dropped). Stop and danger detections are untouched.
+
+The refiner is described by the detector's metadata file (``"refiner"``)::
+
+    "refiner": {"model": "signs_speed.onnx", "names": ["speed_limit_30", "speed_limit_50", "other"],
+                "applies_to": ["speed_limit_30", "speed_limit_50"], "input_size": 32, "margin": 0.15}
+
+`model` is relative to the metadata file; a name in `names` that is not a
+detector class means "not a sign": the detection is dropped. The crop code is
+shared with the training workspace, so training and inference cut the same
+square. Pure NumPy/OpenCV; the backend is any `vision.backends` backend.
+"""
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from train_fou.vision.errors import ModelMetadataError
+from train_fou.vision.postprocess import Detection, nms
+
+
+@dataclass(frozen=True)
+class RefinerSpec:
+    """The `refiner` entry of a model's metadata."""
+
+    model: pathlib.Path  # the classifier's ONNX file (absolute, resolved next to the metadata)
+    names: tuple[str, ...]  # classifier outputs, in order
+    applies_to: tuple[str, ...]  # detector labels whose detections are re-classified
+    input_size: int = 32
+    margin: float = 0.15  # context around the box, as a fraction of its longer side, each way
+
+
+def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[str]) -> RefinerSpec:
+    """Validate a metadata `refiner` mapping; errors name the file and the field."""
+    path = pathlib.Path(path)
+
+    def bad(message: str) -> ModelMetadataError:
+        return ModelMetadataError(f'{path}: `refiner.{message}')
+
+    if not isinstance(data, Mapping):
+        raise ModelMetadataError(f'{path}: `refiner` must be an object, got {type(data).__name__}')
+    model = data.get('model')
+    if not isinstance(model, str) or not model:
+        raise bad(f'model` must be the classifier file name, got {model!r}')
+    names = data.get('names')
+    if (not isinstance(names, (list, tuple)) or len(names) < 2
+            or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):
+        raise bad(f'names` must be at least two distinct labels, got {names!r}')
+    applies_to = data.get('applies_to')
+    if (not isinstance(applies_to, (list, tuple)) or not applies_to
+            or not all(isinstance(n, str) and n in detector_names for n in applies_to)):
+        raise bad(f'applies_to` must list detector classes ({", ".join(detector_names)}), got {applies_to!r}')
+    size = data.get('input_size', 32)
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= 512:
+        raise bad(f'input_size` must be an integer in [8, 512], got {size!r}')
+    margin = data.get('margin', 0.15)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0.0 <= margin <= 1.0:
+        raise bad(f'margin` must be a number in [0, 1], got {margin!r}')
+    return RefinerSpec(path.parent / model, tuple(names), tuple(applies_to), int(size), float(margin))
+
+
+def crop_square(image_bgr: np.ndarray, box: Sequence[float], size: int, margin: float) -> np.ndarray:
+    """The size x size BGR crop centred on `box` (x1, y1, x2, y2), its longer side plus `margin`.
+
+    Parts outside the image are filled by replicating the border, so a sign at
+    the frame's edge keeps its shape. Shrinking uses area interpolation (what a
+    smaller camera would see), enlarging is linear.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    side = max(x2 - x1, y2 - y1, 1.0) * (1.0 + 2.0 * margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    left, top = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
+    n = max(int(round(side)), 1)
+    height, width = image_bgr.shape[:2]
+    sx1, sy1 = max(left, 0), max(top, 0)
+    sx2, sy2 = min(left + n, width), min(top + n, height)
+    if sx2 <= sx1 or sy2 <= sy1:  # entirely outside: nothing to read
+        return np.zeros((size, size, 3), np.uint8)
+    patch = image_bgr[sy1:sy2, sx1:sx2]
+    if (sx1, sy1, sx2, sy2) != (left, top, left + n, top + n):
+        patch = cv2.copyMakeBorder(patch, sy1 - top, top + n - sy2, sx1 - left, left + n - sx2,
+                                   cv2.BORDER_REPLICATE)
+    interpolation = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
+    return cv2.resize(patch, (size, size), interpolation=interpolation)
+
+
+def crops_to_tensor(crops: Sequence[np.ndarray]) -> np.ndarray:
+    """BGR uint8 crops -> Nx3xSxS float32 RGB in 0..1 (the classifier's input)."""
+    batch = np.stack(crops)[..., ::-1].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1.0 / 255.0)
+
+
+class Refiner:
+    """Re-classifies the detector's speed-limit detections with the crop classifier."""
+
+    def __init__(self, backend, spec: RefinerSpec, detector_names: Sequence[str], iou_threshold: float = 0.45):
+        if backend.input_hw is not None and tuple(backend.input_hw) != (spec.input_size, spec.input_size):
+            raise ModelMetadataError(
+                f'{spec.model}: classifier input is {backend.input_hw[0]}x{backend.input_hw[1]} but the '
+                f'metadata says input_size {spec.input_size}')
+        self.backend = backend
+        self.spec = spec
+        self.iou_threshold = iou_threshold
+        self._applies = frozenset(spec.applies_to)
+        index = {name: i for i, name in enumerate(detector_names)}
+        # classifier output -> detector class id, or None for "not a sign"
+        self._class_of = [index.get(name) for name in spec.names]
+
+    def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """Class probabilities, N x len(names), one backend call per crop (fixed batch 1 models)."""
+        tensor = crops_to_tensor(crops)
+        out = np.empty((len(crops), len(self.spec.names)), np.float32)
+        for i in range(len(crops)):
+            out[i] = np.asarray(self.backend.infer(tensor[i:i + 1]), np.float32).reshape(-1)
+        return out
+
+    def refine(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Detection]:
+        """Detections with speed-limit labels decided by the classifier, best score first.
+
+        A re-labelled detection keeps its box and gets score = detector score x
+        classifier probability; detections the classifier calls "other" are
+        dropped; boxes that now share a class go through NMS again (the
+        detector may have reported one sign as both 30 and 50).
+        """
+        chosen = [i for i, d in enumerate(detections) if d.label in self._applies]
+        if not chosen:
+            return detections
+        crops = [crop_square(image_bgr, detections[i][2:6], self.spec.input_size, self.spec.margin)
+                 for i in chosen]
+        probs = self.classify(crops)
+        kept = [d for d in detections if d.label not in self._applies]
+        refined: list[Detection] = []
+        for i, p in zip(chosen, probs):
+            k = int(p.argmax())
+            class_id = self._class_of[k]
+            if class_id is None:
+                continue
+            d = detections[i]
+            refined.append(d._replace(class_id=class_id, label=self.spec.names[k], score=float(d.score * p[k])))
+        if len(refined) > 1:
+            boxes = np.array([d[2:6] for d in refined], np.float32)
+            boxes += np.array([d.class_id for d in refined], np.float32)[:, None] * 16384.0
+            scores = np.array([d.score for d in refined], np.float32)
+            refined = [refined[i] for i in nms(boxes, scores, self.iou_threshold)]
+        return sorted(kept + refined, key=lambda d: -d.score)
+
+    def close(self) -> None:
+        self.backend.close()

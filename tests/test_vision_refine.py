@@ -1,0 +1,205 @@
+"""The speed-limit refiner: metadata contract, square crops, re-labelling rules, and the shipped classifier."""
+import json
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+
+from train_fou.paths import default_model
+from train_fou.render.scene import paste_rgba
+from train_fou.render.signs import render_sign
+from train_fou.vision import ModelMetadataError, ModelNotFoundError, load_metadata
+from train_fou.vision.detector import open_detector
+from train_fou.vision.postprocess import Detection
+from train_fou.vision.refine import Refiner, RefinerSpec, crop_square, crops_to_tensor
+from vision_fixtures import make_model
+
+NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger')
+GOOD = {'format': 'yolov8', 'names': list(NAMES), 'imgsz': [416, 416],
+        'refiner': {'model': 'speed.onnx', 'names': ['speed_limit_30', 'speed_limit_50', 'other'],
+                    'applies_to': ['speed_limit_30', 'speed_limit_50'], 'input_size': 32, 'margin': 0.15}}
+
+
+def write(tmp_path, data):
+    path = tmp_path / 'signs.json'
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
+    spec = load_metadata(write(tmp_path, GOOD)).refiner
+    assert spec == RefinerSpec(tmp_path / 'speed.onnx', ('speed_limit_30', 'speed_limit_50', 'other'),
+                               ('speed_limit_30', 'speed_limit_50'), 32, 0.15)
+    assert load_metadata(write(tmp_path, dict(GOOD, refiner=None))).refiner is None
+
+
+@pytest.mark.parametrize('change, message', [
+    ('x', '`refiner` must be an object'),
+    ({'model': ''}, '`refiner.model` must be'),
+    ({'names': ['one']}, '`refiner.names` must be at least two'),
+    ({'names': ['a', 'a']}, '`refiner.names` must be at least two distinct'),
+    ({'applies_to': ['give_way']}, '`refiner.applies_to` must list detector classes'),
+    ({'applies_to': []}, '`refiner.applies_to`'),
+    ({'input_size': 4}, '`refiner.input_size` must be an integer'),
+    ({'input_size': True}, '`refiner.input_size`'),
+    ({'margin': -0.1}, '`refiner.margin` must be a number'),
+])
+def test_metadata_refiner_errors_name_the_file_and_the_field(tmp_path, change, message):
+    refiner = change if isinstance(change, str) else dict(GOOD['refiner'], **change)
+    path = write(tmp_path, dict(GOOD, refiner=refiner))
+    with pytest.raises(ModelMetadataError, match=message) as info:
+        load_metadata(path)
+    assert str(path) in str(info.value)
+
+
+def gradient_image(h=120, w=160):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x % 256, y % 256, (x + y) % 256], axis=2).astype(np.uint8)
+
+
+def test_crop_square_takes_the_box_plus_margin_as_a_square_around_its_centre():
+    image = gradient_image()
+    crop = crop_square(image, (40, 30, 60, 50), 20, 0.0)  # 20x20 box, no margin: the box itself
+    assert crop.shape == (20, 20, 3) and np.array_equal(crop, image[30:50, 40:60])
+    crop = crop_square(image, (40, 30, 50, 50), 20, 0.0)  # 10x20 box: square of its longer side
+    assert np.array_equal(crop, image[30:50, 35:55])
+    crop = crop_square(image, (40, 30, 60, 50), 32, 0.5)  # 40 px square shrunk to 32
+    expected = cv2.resize(image[20:60, 30:70], (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(crop, expected)
+
+
+def test_crop_square_replicates_the_border_outside_the_image_and_survives_degenerate_boxes():
+    image = gradient_image()
+    crop = crop_square(image, (-10, -10, 10, 10), 20, 0.0)
+    assert crop.shape == (20, 20, 3)
+    assert np.array_equal(crop[10:, 10:], image[:10, :10])
+    assert np.array_equal(crop[0, 10:], image[0, :10])  # replicated top row
+    assert crop_square(image, (500, 500, 520, 520), 32, 0.15).sum() == 0  # entirely outside
+    assert crop_square(image, (5, 5, 5, 5), 32, 0.15).shape == (32, 32, 3)  # zero-size box
+
+
+def test_crops_to_tensor_is_rgb_nchw_in_0_1():
+    crop = np.zeros((4, 4, 3), np.uint8)
+    crop[..., 0] = 255  # blue in BGR
+    tensor = crops_to_tensor([crop, crop])
+    assert tensor.shape == (2, 3, 4, 4) and tensor.dtype == np.float32
+    assert tensor[:, 2].min() == 1.0 and tensor[:, :2].max() == 0.0
+
+
+class ColourClassifier:
+    """Backend stand-in: red crops are 30, blue crops 50, anything else `other` (p = 0.8)."""
+
+    name = 'stand-in'
+    input_hw = (32, 32)
+
+    def __init__(self):
+        self.calls = 0
+        self.closed = False
+
+    def infer(self, tensor):
+        self.calls += 1
+        r, g, b = tensor[0].mean(axis=(1, 2))
+        k = 0 if r > max(g, b) else 1 if b > max(r, g) else 2
+        probs = np.full((1, 3), 0.1, np.float32)
+        probs[0, k] = 0.8
+        return probs
+
+    def close(self):
+        self.closed = True
+
+
+def refiner_and_image():
+    spec = RefinerSpec(pathlib.Path('speed.onnx'), ('speed_limit_30', 'speed_limit_50', 'other'),
+                       ('speed_limit_30', 'speed_limit_50'), 32, 0.0)
+    image = np.zeros((100, 300, 3), np.uint8)
+    image[10:40, 10:40] = (0, 0, 255)  # red square
+    image[10:40, 110:140] = (255, 0, 0)  # blue square
+    image[10:40, 210:240] = (0, 255, 0)  # green square
+    return Refiner(ColourClassifier(), spec, NAMES), image
+
+
+def det(label, score, x1, y1=10, size=30):
+    return Detection(NAMES.index(label), score, x1, y1, x1 + size, y1 + size, label)
+
+
+def test_refiner_relabels_limits_drops_others_and_leaves_stop_and_danger_alone():
+    refiner, image = refiner_and_image()
+    out = refiner.refine(image, [det('speed_limit_50', 0.9, 10), det('speed_limit_30', 0.7, 110),
+                                 det('speed_limit_30', 0.95, 210), det('stop', 0.5, 250, 60, 20)])
+    assert [(d.label, d.class_id) for d in out] == [('speed_limit_30', 0), ('speed_limit_50', 1), ('stop', 2)]
+    assert out[0].score == pytest.approx(0.9 * 0.8) and out[1].score == pytest.approx(0.7 * 0.8)
+    assert out[0][2:6] == (10, 10, 40, 40)  # boxes unchanged
+    assert refiner.backend.calls == 3  # one crop per speed-limit detection
+
+
+def test_refiner_merges_one_sign_reported_as_both_limits():
+    refiner, image = refiner_and_image()
+    out = refiner.refine(image, [det('speed_limit_50', 0.6, 10), det('speed_limit_30', 0.5, 11)])
+    assert len(out) == 1 and out[0].label == 'speed_limit_30' and out[0].score == pytest.approx(0.6 * 0.8)
+
+
+def test_refiner_without_limits_runs_no_classifier():
+    refiner, image = refiner_and_image()
+    dets = [det('danger', 0.9, 10)]
+    assert refiner.refine(image, dets) == dets and refiner.backend.calls == 0
+    assert refiner.refine(image, []) == []
+
+
+def test_refiner_rejects_a_classifier_whose_input_size_disagrees_with_the_metadata():
+    backend = ColourClassifier()
+    backend.input_hw = (48, 48)
+    spec = RefinerSpec(pathlib.Path('speed.onnx'), ('a', 'b'), ('speed_limit_30',), 32, 0.1)
+    with pytest.raises(ModelMetadataError, match='classifier input is 48x48 but the metadata says input_size 32'):
+        Refiner(backend, spec, NAMES)
+
+
+def test_open_detector_names_a_missing_refiner_model_and_can_run_without_it(tmp_path):
+    model = make_model(tmp_path)
+    meta_path = model.with_suffix('.json')
+    data = json.loads(meta_path.read_text())
+    data['refiner'] = GOOD['refiner']
+    meta_path.write_text(json.dumps(data))
+    with pytest.raises(ModelNotFoundError, match=r'speed\.onnx: refiner model not found \(named by .*signs\.json\)'):
+        open_detector(model, backend='onnxruntime-cpu')
+    detector, _ = open_detector(model, backend='onnxruntime-cpu', refine=False)
+    assert detector.refiner is None
+    detector.close()
+
+
+# --- the shipped classifier -------------------------------------------------------------------------------
+
+def shipped_refiner():
+    meta = load_metadata(default_model().with_suffix('.json'))
+    if meta.refiner is None:
+        pytest.fail('models/signs.json names no refiner')
+    from train_fou.vision.detector import open_refiner
+    return open_refiner(meta, 'onnxruntime-cpu')
+
+
+def scene_with(kind, height_px, background=(96, 110, 120)):
+    """A 640x480 frame with one canonical sign on a plain background, and the sign face's box."""
+    image = np.empty((480, 640, 3), np.uint8)
+    image[:] = background
+    rgba, (x1, y1, x2, y2) = render_sign(kind, height_px)
+    rgb = image[..., ::-1].copy()
+    paste_rgba(rgb, rgba, 300, 100)
+    return np.ascontiguousarray(rgb[..., ::-1]), (300 + x1, 100 + y1, 300 + x2, 100 + y2)
+
+
+@pytest.mark.parametrize('kind, height_px, expected', [
+    ('speed_limit_30', 22, 'speed_limit_30'), ('speed_limit_30', 40, 'speed_limit_30'),
+    ('speed_limit_30', 90, 'speed_limit_30'),
+    ('speed_limit_50', 22, 'speed_limit_50'), ('speed_limit_50', 40, 'speed_limit_50'),
+    ('speed_limit_50', 90, 'speed_limit_50'),
+    ('no_entry', 40, None), ('no_parking', 40, None),
+])
+def test_shipped_refiner_reads_rendered_limits_and_rejects_red_ringed_distractors(kind, height_px, expected):
+    refiner = shipped_refiner()
+    try:
+        image, box = scene_with(kind, height_px)
+        wrong = 'speed_limit_50' if expected == 'speed_limit_30' else 'speed_limit_30'
+        out = refiner.refine(image, [Detection(NAMES.index(wrong), 0.9, *box, wrong)])
+        assert [d.label for d in out] == ([expected] if expected else [])
+    finally:
+        refiner.close()
