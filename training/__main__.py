@@ -104,16 +104,17 @@ def _cmd_export(args) -> int:
 
 
 def _evaluate(model: pathlib.Path, data: pathlib.Path, split: str, out: pathlib.Path | None,
-              conf: float = 0.001, max_images: int | None = None) -> int:
+              conf: float = 0.001, max_images: int | None = None, refine: bool = True) -> int:
     from training.evaluate import evaluate_model  # noqa: PLC0415
-    report = evaluate_model(model, data, split, out_dir=out, conf_threshold=conf, max_images=max_images)
+    report = evaluate_model(model, data, split, out_dir=out, conf_threshold=conf, max_images=max_images,
+                            refine=refine)
     print(json.dumps(report))
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     return _evaluate(pathlib.Path(args.model), pathlib.Path(args.data), args.split,
-                     pathlib.Path(args.out) if args.out else None, args.conf, args.max_images)
+                     pathlib.Path(args.out) if args.out else None, args.conf, args.max_images, not args.no_refine)
 
 
 def _cmd_engine(args) -> int:
@@ -123,6 +124,14 @@ def _cmd_engine(args) -> int:
                          calib_count=args.calib_count, workspace_mib=args.workspace_mib)
     result = build_engine(opts)
     print(json.dumps(result))
+    return 0
+
+
+def _cmd_refiner(args) -> int:
+    from training.refiner import run  # noqa: PLC0415
+    report = run(args.data, args.detector, args.out, args.attach, args.epochs, args.seed, args.max_images,
+                 args.test_data, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps({'onnx': str(args.out), 'test': report.get('test')}))
     return 0
 
 
@@ -178,7 +187,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--out', help='folder for report.json and confusion_matrix.png')
     s.add_argument('--conf', type=float, default=0.001, help='score threshold for mAP (low, as usual)')
     s.add_argument('--max-images', type=int)
+    s.add_argument('--no-refine', action='store_true', help='the detector alone, without the speed-limit refiner')
     s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser('refiner', help='train the speed-limit crop classifier and attach it to a detector')
+    s.add_argument('data', type=pathlib.Path, nargs='+', help='YOLO dataset roots (train/val/test splits)')
+    s.add_argument('--detector', type=pathlib.Path, help='detector ONNX whose speed-limit detections add '
+                   'hard examples (default: labels only)')
+    s.add_argument('--out', type=pathlib.Path, default=ROOT / 'models' / 'signs_speed.onnx')
+    s.add_argument('--attach', type=pathlib.Path, help='detector metadata JSON to name the refiner in')
+    s.add_argument('--test-data', type=pathlib.Path, help='dataset whose test split is reported '
+                   '(default: the test splits of DATA)')
+    s.add_argument('--epochs', type=int, default=20)
+    s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--max-images', type=int, help='per split and dataset (smoke runs)')
+    s.set_defaults(func=_cmd_refiner)
 
     s = sub.add_parser('engine', help='build a TensorRT engine (on the target GPU)')
     s.add_argument('onnx', type=pathlib.Path)

@@ -185,8 +185,11 @@ def save_confusion_png(matrix: np.ndarray, names: Sequence[str], path: pathlib.P
 
 def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test', out_dir: pathlib.Path | None = None,
                    conf_threshold: float = 0.001, backend: str = 'onnxruntime-cpu',
-                   max_images: int | None = None) -> dict:
-    """Run the model through train_fou.vision on a YOLO split; report metrics (and files under out_dir)."""
+                   max_images: int | None = None, refine: bool = True) -> dict:
+    """Run the model through train_fou.vision on a YOLO split; report metrics (and files under out_dir).
+
+    `refine`: use the speed-limit refiner the metadata names, as the node does (False: the detector alone).
+    """
     import cv2  # noqa: PLC0415
     from training.dataset import label_path_for, read_labels, split_images  # noqa: PLC0415
     from train_fou.vision.detector import open_detector  # noqa: PLC0415
@@ -196,7 +199,7 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
     if not images:
         raise EvaluationError(f'{data}: no images in images/{split}')
     try:
-        detector, choice = open_detector(model, backend=backend, conf_threshold=conf_threshold)
+        detector, choice = open_detector(model, backend=backend, conf_threshold=conf_threshold, refine=refine)
     except VisionError as err:
         raise EvaluationError(f'cannot open {model}: {err}') from err
     names = list(detector.metadata.names)
@@ -227,7 +230,8 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
     t = np.array(timings)
     report.update({
         'model': str(model), 'data': str(data), 'split': split, 'images': len(images),
-        'backend': choice.backend.name, 'nms_iou': detector.iou_threshold, 'score_threshold': conf_threshold,
+        'backend': choice.backend.name,
+        'refiner': detector.refiner.spec.model.name if detector.refiner is not None else None, 'nms_iou': detector.iou_threshold, 'score_threshold': conf_threshold,
         'confusion_matrix': {'conf_threshold': deploy_conf, 'iou_threshold': 0.5, 'rows': 'predicted (+missed)',
                              'columns': 'true (+background)', 'counts': matrix.tolist()},
         'latency_ms_p50': {'preprocess': float(np.median(t[:, 0])), 'inference': float(np.median(t[:, 1])),
