@@ -1,7 +1,8 @@
 """`make train-smoke`: the whole chain on a tiny dataset, in the training venv, in a few minutes.
 
 synthetic data -> ultralytics training (1 epoch, 160 px) -> ONNX + metadata (model
-contract checked) -> evaluation through train_fou.vision -> Label Studio export of
+contract checked) -> speed-limit refiner (crops, 1 epoch, ONNX, attached to the
+metadata) -> evaluation through train_fou.vision (detector + refiner) -> Label Studio export of
 the test split -> import -> evaluation on the imported copy. Everything goes to
 training/runs/smoke-chain/ (ignored by git); models/ is never touched. Exit 0 when
 every stage worked; the model itself is useless and its mAP is not checked.
@@ -74,6 +75,19 @@ def main() -> int:
     if wrong:
         raise SmokeError(f'{json_path}: fields {wrong} differ from the model contract {expected}')
     stages['export_s'] = round(time.monotonic() - t, 1)
+
+    t = time.monotonic()
+    from training.refiner import run as train_refiner  # noqa: PLC0415
+    refiner_onnx = work / 'models' / 'signs_speed.onnx'
+    train_refiner([work / 'data' / 'synth'], onnx_path, refiner_onnx, json_path, epochs=1, seed=0,
+                  log=lambda line: None)
+    from train_fou.vision.detector import open_detector  # noqa: PLC0415
+    detector, _ = open_detector(onnx_path, backend='onnxruntime-cpu')
+    attached = detector.refiner is not None and detector.refiner.spec.model == refiner_onnx
+    detector.close()
+    if not attached:
+        raise SmokeError(f'{json_path}: the refiner {refiner_onnx} was not attached')
+    stages['refiner_s'] = round(time.monotonic() - t, 1)
 
     t = time.monotonic()
     report = evaluate_model(onnx_path, work / 'data' / 'synth', 'test', out_dir=work / 'eval')
