@@ -12,7 +12,7 @@ from train_fou.render.signs import render_sign
 from train_fou.vision import ModelMetadataError, ModelNotFoundError, load_metadata
 from train_fou.vision.detector import open_detector
 from train_fou.vision.postprocess import Detection
-from train_fou.vision.refine import Refiner, RefinerSpec, crop_square, crops_to_tensor
+from train_fou.vision.refine import Refiner, RefinerSpec, crop_square, crops_to_tensor, merge_group_scores
 from vision_fixtures import make_model
 
 NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger')
@@ -203,3 +203,16 @@ def test_shipped_refiner_reads_rendered_limits_and_rejects_red_ringed_distractor
         assert [d.label for d in out] == ([expected] if expected else [])
     finally:
         refiner.close()
+
+
+def test_merge_group_scores_combines_the_limits_by_noisy_or_into_the_first_class():
+    output = np.zeros((1, 8, 3), np.float32)  # 4 box rows + 4 classes, 3 anchors
+    output[0, 4:, 0] = (0.45, 0.42, 0.1, 0.0)  # unsure between 30 and 50
+    output[0, 4:, 1] = (0.0, 0.0, 0.9, 0.0)  # a stop sign
+    output[0, 4:, 2] = (0.0, 0.6, 0.0, 0.3)  # a 50
+    merged = merge_group_scores(output, (0, 1), 4)
+    assert merged.shape == (8, 3)
+    assert merged[4, 0] == pytest.approx(1 - 0.55 * 0.58) and merged[5, 0] == 0.0
+    assert merged[4, 2] == pytest.approx(0.6) and merged[5].max() == 0.0
+    assert merged[6, 1] == pytest.approx(0.9) and merged[7, 2] == pytest.approx(0.3)
+    assert output[0, 5, 0] == pytest.approx(0.42)  # the backend's output is left alone

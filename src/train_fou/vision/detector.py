@@ -16,7 +16,7 @@ from train_fou.vision.errors import EngineLoadError, ModelNotFoundError
 from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
 from train_fou.vision.metadata import ModelMetadata, load_metadata, metadata_path_for
 from train_fou.vision.postprocess import MAX_DETECTIONS, Detection, decode_yolov8
-from train_fou.vision.refine import Refiner
+from train_fou.vision.refine import Refiner, merge_group_scores
 
 ENGINE_SUFFIXES = ('.engine', '.plan')
 
@@ -90,16 +90,20 @@ class Detector:
               image_bgr: np.ndarray | None = None) -> tuple[list[Detection], float, float]:
         """Inference and decoding of a pre-processed tensor: (detections, inference_ms, postprocess_ms).
 
-        With a refiner and the source image, speed-limit detections are re-read
-        from the image (part of postprocess_ms).
+        With a refiner and the source image, the speed-limit classes are detected
+        as one (their scores merged) and re-read from the image by the refiner
+        (part of postprocess_ms).
         """
         t0 = time.perf_counter()
         output = self.backend.infer(tensor)
         t1 = time.perf_counter()
         meta = self.metadata
+        refine = self.refiner is not None and image_bgr is not None
+        if refine:
+            output = merge_group_scores(output, self.refiner.group, meta.num_classes)
         detections = decode_yolov8(output, info, self.conf_threshold, self.iou_threshold, meta.num_classes,
                                    meta.names, self.max_detections)
-        if self.refiner is not None and image_bgr is not None and detections:
+        if refine and detections:
             detections = self.refiner.refine(image_bgr, detections)
         return detections, (t1 - t0) * 1e3, (time.perf_counter() - t1) * 1e3
 

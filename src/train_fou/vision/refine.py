@@ -3,7 +3,9 @@
 Why: the detector sees the 640x480 frame letterboxed to 416 px, where a 20 px
 `30` at reaction distance shrinks to 13 px with digits of about 5 px; the
 detector finds the sign but confuses 30 with 50. The refiner crops each
-detection the detector called a speed limit from the *source* image, scales
+detection the detector called a speed limit from the *source* image (the
+detector's 30 and 50 scores are first merged into one "speed limit" score per
+anchor, `merge_group_scores`), scales
 the crop to a 32x32 square and lets a tiny CNN decide `speed_limit_30`,
 `speed_limit_50` or `other` (a red-ringed distractor such as no entry or no
 parking, which is then dropped). Stop and danger detections are untouched.
@@ -28,7 +30,7 @@ import cv2
 import numpy as np
 
 from train_fou.vision.errors import ModelMetadataError
-from train_fou.vision.postprocess import Detection, nms
+from train_fou.vision.postprocess import Detection, _as_rows, nms
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,27 @@ def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0.0 <= margin <= 1.0:
         raise bad(f'margin` must be a number in [0, 1], got {margin!r}')
     return RefinerSpec(path.parent / model, tuple(names), tuple(applies_to), int(size), float(margin))
+
+
+def merge_group_scores(output: np.ndarray, group: Sequence[int], num_classes: int) -> np.ndarray:
+    """YOLOv8 output with the scores of the classes in `group` merged into the first one (a new array).
+
+    YOLOv8's class scores are independent sigmoids: a detector unsure between 30
+    and 50 gives ~0.45 to both, and each alone stays under the policy's 0.5.
+    For the refiner the question is "a speed limit or not", so the group's
+    scores are combined per anchor by noisy-OR, 1 - prod(1 - s), into the
+    first class of the group, the others zeroed; the refiner then names the
+    class. Returned as (4+nc) x N.
+    """
+    rows = _as_rows(output, num_classes)
+    merged = np.array(rows, dtype=np.float32)  # small: (4+nc) x N floats
+    first, rest = 4 + group[0], [4 + g for g in group[1:]]
+    miss = 1.0 - merged[first]
+    for r in rest:
+        miss *= 1.0 - merged[r]
+        merged[r] = 0.0
+    merged[first] = 1.0 - miss
+    return merged
 
 
 def crop_square(image_bgr: np.ndarray, box: Sequence[float], size: int, margin: float) -> np.ndarray:
@@ -115,6 +138,8 @@ class Refiner:
         self.iou_threshold = iou_threshold
         self._applies = frozenset(spec.applies_to)
         index = {name: i for i, name in enumerate(detector_names)}
+        #: detector class ids whose scores are merged before decoding (see merge_group_scores)
+        self.group = tuple(index[name] for name in spec.applies_to)
         # classifier output -> detector class id, or None for "not a sign"
         self._class_of = [index.get(name) for name in spec.names]
 
