@@ -130,3 +130,10 @@ def test_bench_says_why_e2e_is_null_when_no_frame_confirms_a_stop_sign_alone(mod
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result['e2e_ms_p50'] is None
     assert result['reasons']['e2e'].startswith('no rendered stop frame that this model and the policy see as such')
+
+
+@pytest.mark.parametrize('option', [['--e2e-samples', '0'], ['--e2e-rate', '0']])
+def test_bench_rejects_an_empty_or_unpaced_e2e_run(model, option):
+    done = subprocess.run(TRAIN_FOU + ['bench', '--model', str(model), *option],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and '--e2e-samples must be >= 1' in done.stderr

@@ -531,8 +531,8 @@ def run(args: argparse.Namespace) -> int:
         width, height = (int(v) for v in args.size.lower().split('x'))
     except ValueError:
         raise CliError(f'--size {args.size!r}: expected WIDTHxHEIGHT, e.g. 640x480') from None
-    if args.frames < 1 or args.warmup < 0:
-        raise CliError('--frames must be >= 1 and --warmup >= 0')
+    if args.frames < 1 or args.warmup < 0 or args.e2e_samples < 1 or not args.e2e_rate > 0:
+        raise CliError('--frames and --e2e-samples must be >= 1, --warmup >= 0 and --e2e-rate > 0')
     detector, choice = open_cli_detector(args.model, args.backend)
     model_path = pathlib.Path(args.model) if args.model else None
     if model_path is None:
