@@ -16,39 +16,46 @@ from train_fou.vision.postprocess import Detection  # noqa: E402
 from train_fou.vision.refine import crop_square  # noqa: E402
 from training.dataset import write_labels  # noqa: E402
 from training.refiner import (  # noqa: E402
-    INPUT_SIZE, MARGIN, NAMES, OTHER, attach_to_detector, collect_crops, confusion_by_band,
+    INPUT_SIZE, MARGIN, NAMES, OTHER, STOP_CLASS, attach_to_detector, collect_crops, confusion_by_band,
 )
 
 LIMIT_30, LIMIT_50, STOP = (40, 40, 80, 80), (200, 40, 260, 100), (400, 300, 430, 330)
 DISTRACTOR = (500, 60, 540, 100)
+DANGER = (100, 300, 140, 340)
 
 
 def dataset(tmp_path: pathlib.Path) -> tuple[pathlib.Path, np.ndarray]:
     image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
     (tmp_path / 'images' / 'train').mkdir(parents=True)
     cv2.imwrite(str(tmp_path / 'images' / 'train' / 'a.png'), image)
-    write_labels(tmp_path / 'labels' / 'train' / 'a.txt', [(0, LIMIT_30), (1, LIMIT_50), (2, STOP)], 640, 480)
+    write_labels(tmp_path / 'labels' / 'train' / 'a.txt', [(0, LIMIT_30), (1, LIMIT_50), (2, STOP), (3, DANGER)],
+                 640, 480)
     return tmp_path, image
 
 
 class ScriptedDetector:
-    """Detector stand-in: finds the 50 (as a 30), the stop sign (as a 50) and a distractor (as a 30)."""
+    """Detector stand-in: finds the 50 (as a 30), the stop sign (as a 50 and as a stop), a distractor (as
+    a 30) and the danger sign (as a stop, and as danger)."""
 
     class Result:
         detections = [Detection(0, 0.6, 201, 41, 259, 99, 'speed_limit_30'),
                       Detection(1, 0.4, 401, 301, 429, 329, 'speed_limit_50'),
                       Detection(0, 0.3, *DISTRACTOR, 'speed_limit_30'),
-                      Detection(2, 0.9, *STOP, 'stop')]
+                      Detection(2, 0.9, *STOP, 'stop'),
+                      Detection(2, 0.2, 101, 301, 139, 339, 'stop'),
+                      Detection(3, 0.8, *DANGER, 'danger')]
 
     def detect(self, image):
         return self.Result()
 
 
-def test_labels_alone_give_each_limit_exactly_and_jittered(tmp_path):
+def test_labels_alone_give_each_refined_sign_exactly_and_jittered(tmp_path):
     root, image = dataset(tmp_path)
     crops, labels, heights = collect_crops([root], 'train', None, jitters=2, other_fraction=0.0)
-    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
-    assert crops.shape == (6, INPUT_SIZE, INPUT_SIZE, 3)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, STOP_CLASS, STOP_CLASS, STOP_CLASS]  # danger: not refined
+    assert crops.shape == (9, INPUT_SIZE, INPUT_SIZE, 3)
+    _, labels, _ = collect_crops([root], 'train', None, jitters=0, other_fraction=1.0)
+    assert labels.tolist() == [0, 1, STOP_CLASS, OTHER]  # with other_fraction, danger signs as `other`
     assert np.array_equal(crops[0], crop_square(image, LIMIT_30, INPUT_SIZE, MARGIN))
     assert heights[0] == pytest.approx(40, abs=0.01) and heights[3] == pytest.approx(60, abs=0.01)
 
@@ -56,10 +63,10 @@ def test_labels_alone_give_each_limit_exactly_and_jittered(tmp_path):
 def test_detections_add_crops_labelled_by_the_truth_they_overlap(tmp_path):
     root, image = dataset(tmp_path)
     crops, labels, _ = collect_crops([root], 'train', ScriptedDetector(), jitters=0, other_fraction=0.0)
-    # truth: 30, 50; detections: the 50 read as 30 -> 50, stop read as 50 -> other, distractor -> other;
-    # the stop detection itself is not a limit and adds nothing
-    assert labels.tolist() == [0, 1, 1, OTHER, OTHER]
-    assert np.array_equal(crops[2], crop_square(image, (201, 41, 259, 99), INPUT_SIZE, MARGIN))
+    # truth: 30, 50, stop; detections: the 50 read as 30 -> 50, stop read as 50 -> stop, distractor -> other,
+    # the stop -> stop, the danger sign read as stop -> other; the danger detection is not refined
+    assert labels.tolist() == [0, 1, STOP_CLASS, 1, STOP_CLASS, OTHER, STOP_CLASS, OTHER]
+    assert np.array_equal(crops[3], crop_square(image, (201, 41, 259, 99), INPUT_SIZE, MARGIN))
 
 
 def test_an_empty_split_gives_no_crops(tmp_path):
@@ -67,14 +74,14 @@ def test_an_empty_split_gives_no_crops(tmp_path):
     assert crops.shape == (0, INPUT_SIZE, INPUT_SIZE, 3) and labels.size == 0 and heights.size == 0
 
 
-def test_confusion_by_band_counts_limits_per_height_band():
+def test_confusion_by_band_counts_signs_per_height_band():
     truth = np.array([0, 0, 1, 1, OTHER])
     pred = np.array([0, 1, 1, 1, 0])
     heights = np.array([10.0, 25.0, 25.0, 70.0, 30.0])
     report = confusion_by_band(truth, pred, heights)
     assert report['accuracy'] == 0.6 and report['crops'] == 5
-    assert report['confusion_true_rows'] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
-    bands = {tuple(b['height_px']): (b['limit_crops'], b['limit_accuracy']) for b in report['bands']}
+    assert report['confusion_true_rows'] == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
+    bands = {tuple(b['height_px']): (b['sign_crops'], b['sign_accuracy']) for b in report['bands']}
     assert bands[(0, 16)] == (1, 1.0) and bands[(20, 30)] == (2, 0.5) and bands[(60, 10000)] == (1, 1.0)
     assert bands[(16, 20)] == (0, None)
 
@@ -83,8 +90,8 @@ def test_attach_names_the_refiner_in_metadata_the_runtime_accepts(tmp_path):
     meta = tmp_path / 'signs.json'
     meta.write_text(json.dumps({'names': ['speed_limit_30', 'speed_limit_50', 'stop', 'danger'],
                                 'imgsz': [416, 416], 'data_hash': 'x'}))
-    attach_to_detector(meta, tmp_path / 'signs_speed.onnx')
+    attach_to_detector(meta, tmp_path / 'signs_refine.onnx')
     spec = load_metadata(meta).refiner
-    assert spec.model == tmp_path / 'signs_speed.onnx' and spec.names == NAMES
-    assert spec.applies_to == ('speed_limit_30', 'speed_limit_50') and spec.input_size == INPUT_SIZE
+    assert spec.model == tmp_path / 'signs_refine.onnx' and spec.names == NAMES
+    assert spec.applies_to == ('speed_limit_30', 'speed_limit_50', 'stop') and spec.input_size == INPUT_SIZE
     assert json.loads(meta.read_text())['data_hash'] == 'x'  # the rest is kept

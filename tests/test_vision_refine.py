@@ -18,7 +18,8 @@ from vision_fixtures import make_model
 NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger')
 GOOD = {'format': 'yolov8', 'names': list(NAMES), 'imgsz': [416, 416],
         'refiner': {'model': 'speed.onnx', 'names': ['speed_limit_30', 'speed_limit_50', 'other'],
-                    'applies_to': ['speed_limit_30', 'speed_limit_50'], 'input_size': 32, 'margin': 0.15}}
+                    'applies_to': ['speed_limit_30', 'speed_limit_50'], 'input_size': 32, 'margin': 0.15,
+                    'overrule_p': 0.95}}
 
 
 def write(tmp_path, data):
@@ -30,7 +31,7 @@ def write(tmp_path, data):
 def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
     spec = load_metadata(write(tmp_path, GOOD)).refiner
     assert spec == RefinerSpec(tmp_path / 'speed.onnx', ('speed_limit_30', 'speed_limit_50', 'other'),
-                               ('speed_limit_30', 'speed_limit_50'), 32, 0.15)
+                               ('speed_limit_30', 'speed_limit_50'), 32, 0.15, 0.95)
     assert load_metadata(write(tmp_path, dict(GOOD, refiner=None))).refiner is None
 
 
@@ -44,6 +45,8 @@ def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
     ({'input_size': 4}, '`refiner.input_size` must be an integer'),
     ({'input_size': True}, '`refiner.input_size`'),
     ({'margin': -0.1}, '`refiner.margin` must be a number'),
+    ({'overrule_p': 0.5}, '`refiner.overrule_p` must be null or a number in'),
+    ({'overrule_p': 'yes'}, '`refiner.overrule_p`'),
 ])
 def test_metadata_refiner_errors_name_the_file_and_the_field(tmp_path, change, message):
     refiner = change if isinstance(change, str) else dict(GOOD['refiner'], **change)
@@ -109,9 +112,9 @@ class ColourClassifier:
         self.closed = True
 
 
-def refiner_and_image():
+def refiner_and_image(overrule_p=None):
     spec = RefinerSpec(pathlib.Path('speed.onnx'), ('speed_limit_30', 'speed_limit_50', 'other'),
-                       ('speed_limit_30', 'speed_limit_50'), 32, 0.0)
+                       ('speed_limit_30', 'speed_limit_50'), 32, 0.0, overrule_p)
     image = np.zeros((100, 300, 3), np.uint8)
     image[10:40, 10:40] = (0, 0, 255)  # red square
     image[10:40, 110:140] = (255, 0, 0)  # blue square
@@ -137,6 +140,20 @@ def test_refiner_merges_one_sign_reported_as_both_limits():
     refiner, image = refiner_and_image()
     out = refiner.refine(image, [det('speed_limit_50', 0.6, 10), det('speed_limit_30', 0.5, 11)])
     assert len(out) == 1 and out[0].label == 'speed_limit_30' and out[0].score == pytest.approx(0.6 * 0.8)
+
+
+@pytest.mark.parametrize('overrule_p, danger_score, danger_x, kept', [
+    (0.75, 0.5, 12, False),  # sure 30 (p 0.8 >= 0.75), scored 0.72 over the danger's 0.5, same object
+    (0.75, 0.9, 12, True),  # the danger detection scores higher
+    (0.75, 0.5, 60, True),  # another object
+    (0.85, 0.5, 12, True),  # the classifier is not sure enough
+    (None, 0.5, 12, True),  # overruling disabled
+])
+def test_a_sure_re_read_sign_overrules_a_weaker_danger_on_the_same_object(overrule_p, danger_score, danger_x, kept):
+    refiner, image = refiner_and_image(overrule_p)
+    out = refiner.refine(image, [det('speed_limit_50', 0.9, 10), det('danger', danger_score, danger_x)])
+    assert [d.label for d in out if d.label == 'danger'] == (['danger'] if kept else [])
+    assert [d.label for d in out if d.label != 'danger'] == ['speed_limit_30']
 
 
 def test_refiner_without_limits_runs_no_classifier():
@@ -187,20 +204,47 @@ def scene_with(kind, height_px, background=(96, 110, 120)):
     return np.ascontiguousarray(rgb[..., ::-1]), (300 + x1, 100 + y1, 300 + x2, 100 + y2)
 
 
-@pytest.mark.parametrize('kind, height_px, expected', [
-    ('speed_limit_30', 22, 'speed_limit_30'), ('speed_limit_30', 40, 'speed_limit_30'),
-    ('speed_limit_30', 90, 'speed_limit_30'),
-    ('speed_limit_50', 22, 'speed_limit_50'), ('speed_limit_50', 40, 'speed_limit_50'),
-    ('speed_limit_50', 90, 'speed_limit_50'),
-    ('no_entry', 40, None), ('no_parking', 40, None),
+def red_disc_scene(diameter_px=30):
+    """The closed loop's false stop: a brownish-red disc on a wall (sim run 5 of seed 1)."""
+    image = np.empty((480, 640, 3), np.uint8)
+    image[:] = (190, 170, 230)
+    cv2.circle(image, (300, 100), diameter_px // 2, (40, 70, 160), -1, cv2.LINE_AA)
+    r = diameter_px / 2
+    return image, (300 - r, 100 - r, 300 + r, 100 + r)
+
+
+@pytest.mark.parametrize('kind, height_px, detected_as, expected', [
+    ('speed_limit_30', 22, 'speed_limit_50', 'speed_limit_30'),
+    ('speed_limit_30', 40, 'speed_limit_50', 'speed_limit_30'),
+    ('speed_limit_30', 90, 'speed_limit_50', 'speed_limit_30'),
+    ('speed_limit_50', 22, 'speed_limit_30', 'speed_limit_50'),
+    ('speed_limit_50', 40, 'speed_limit_30', 'speed_limit_50'),
+    ('speed_limit_50', 90, 'speed_limit_30', 'speed_limit_50'),
+    ('stop', 22, 'stop', 'stop'), ('stop', 60, 'speed_limit_30', 'stop'),
+    ('no_entry', 40, 'speed_limit_30', None), ('no_parking', 40, 'speed_limit_50', None),
+    ('red_disc', 30, 'stop', None),
 ])
-def test_shipped_refiner_reads_rendered_limits_and_rejects_red_ringed_distractors(kind, height_px, expected):
+def test_shipped_refiner_reads_rendered_signs_and_rejects_red_distractors(kind, height_px, detected_as, expected):
+    refiner = shipped_refiner()
+    try:
+        image, box = red_disc_scene(height_px) if kind == 'red_disc' else scene_with(kind, height_px)
+        out = refiner.refine(image, [Detection(NAMES.index(detected_as), 0.9, *box, detected_as)])
+        assert [d.label for d in out] == ([expected] if expected else [])
+    finally:
+        refiner.close()
+
+
+@pytest.mark.parametrize('kind', ['danger_railway', 'danger_children', 'danger_workers'])
+@pytest.mark.parametrize('height_px', [20, 40])
+def test_shipped_refiner_never_lets_a_false_limit_or_stop_overrule_a_danger_triangle(kind, height_px):
+    """Safety: the detector also calls the triangle a 30 or a stop, scored higher than its danger box."""
     refiner = shipped_refiner()
     try:
         image, box = scene_with(kind, height_px)
-        wrong = 'speed_limit_50' if expected == 'speed_limit_30' else 'speed_limit_30'
-        out = refiner.refine(image, [Detection(NAMES.index(wrong), 0.9, *box, wrong)])
-        assert [d.label for d in out] == ([expected] if expected else [])
+        for wrong in ('speed_limit_30', 'speed_limit_50', 'stop'):
+            out = refiner.refine(image, [Detection(NAMES.index(wrong), 0.95, *box, wrong),
+                                         Detection(NAMES.index('danger'), 0.45, *box, 'danger')])
+            assert [d.label for d in out] == ['danger'], wrong
     finally:
         refiner.close()
 

@@ -194,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('data', type=pathlib.Path, nargs='+', help='YOLO dataset roots (train/val/test splits)')
     s.add_argument('--detector', type=pathlib.Path, help='detector ONNX whose speed-limit detections add '
                    'hard examples (default: labels only)')
-    s.add_argument('--out', type=pathlib.Path, default=ROOT / 'models' / 'signs_speed.onnx')
+    s.add_argument('--out', type=pathlib.Path, default=ROOT / 'models' / 'signs_refine.onnx')
     s.add_argument('--attach', type=pathlib.Path, help='detector metadata JSON to name the refiner in')
     s.add_argument('--test-data', type=pathlib.Path, help='dataset whose test split is reported '
                    '(default: the test splits of DATA)')

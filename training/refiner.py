@@ -1,17 +1,17 @@
-"""The speed-limit refiner: crops from YOLO datasets -> tiny CNN -> ONNX + the detector's metadata.
+"""The refiner: crops from YOLO datasets -> tiny CNN -> ONNX + the detector's metadata.
 
-The detector confuses 30 and 50 because it reads the frame at 416 px; the
-refiner (train_fou.vision.refine) re-reads each speed-limit detection from the
-640x480 source. Its training crops are cut with the runtime's own
-`crop_square`, from three sources per image:
+The detector confuses 30 and 50 because it reads the frame at 416 px, and takes
+red discs for stop signs; the refiner (train_fou.vision.refine) re-reads each
+speed-limit and stop detection from the 640x480 source. Its training crops are
+cut with the runtime's own `crop_square`, from three sources per image:
 
-* every labelled speed limit, exactly and with box jitter (the detector's boxes
-  are never exact);
-* the detector's own speed-limit detections (score >= 0.05), labelled by the
-  ground truth they overlap: a limit's class, or `other` when they overlap a
-  stop/danger sign or nothing (red-ringed distractors, clutter) - the hard
-  negatives the refiner must reject;
-* some stop and danger signs as `other`.
+* every labelled speed limit and stop sign, exactly and with box jitter (the
+  detector's boxes are never exact);
+* the detector's own speed-limit and stop detections (score >= 0.05), labelled
+  by the ground truth they overlap: that sign's class, or `other` when they
+  overlap a danger sign or nothing (red-ringed distractors, red discs,
+  clutter) - the hard negatives the refiner must reject;
+* some danger signs as `other`.
 
 Training runs on the CPU in minutes (75 k parameters, 32x32 input), with
 photometric augmentation on the fly; the export is a fixed 1x3x32x32 ONNX
@@ -31,11 +31,14 @@ from train_fou.render.signs import CLASS_NAMES
 from train_fou.vision.refine import crop_square
 from training.dataset import label_path_for, read_labels, split_images
 
-NAMES = ('speed_limit_30', 'speed_limit_50', 'other')
-OTHER = 2
-LIMIT_CLASSES = {CLASS_NAMES.index('speed_limit_30'): 0, CLASS_NAMES.index('speed_limit_50'): 1}
+NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'other')
+STOP_CLASS, OTHER = 2, 3
+#: detector class id -> refiner class id, for the classes the refiner re-reads
+REFINED_CLASSES = {CLASS_NAMES.index(name): i for i, name in enumerate(NAMES[:OTHER])}
 INPUT_SIZE = 32
 MARGIN = 0.15
+#: a re-read sign this sure removes a weaker detection of another class on the same object (refine.py)
+OVERRULE_P = 0.95
 #: size bands (source box height, px) reported by the evaluation
 BANDS = ((0, 16), (16, 20), (20, 30), (30, 60), (60, 10000))
 
@@ -91,31 +94,31 @@ def collect_crops(roots: Sequence[pathlib.Path], split: str, detector=None, seed
             gt_boxes = np.array([b for _, b in truth], np.float64).reshape(-1, 4)
             gt_classes = [c for c, _ in truth]
             for cls, box in truth:
-                if cls in LIMIT_CLASSES:
-                    add(image, box, LIMIT_CLASSES[cls])
+                if cls in REFINED_CLASSES:
+                    add(image, box, REFINED_CLASSES[cls])
                     for _ in range(jitters):
-                        add(image, _jitter(box, rng), LIMIT_CLASSES[cls])
+                        add(image, _jitter(box, rng), REFINED_CLASSES[cls])
                 elif rng.random() < other_fraction:
                     add(image, _jitter(box, rng), OTHER)
             if detector is None:
                 continue
             for det in detector.detect(image).detections:
-                if det.class_id not in LIMIT_CLASSES:
+                if det.class_id not in REFINED_CLASSES:
                     continue
                 box = (det.x1, det.y1, det.x2, det.y2)
                 ious = _iou(box, gt_boxes)
                 best = int(ious.argmax()) if ious.size else -1
                 if best >= 0 and ious[best] >= 0.5:
-                    add(image, box, LIMIT_CLASSES.get(gt_classes[best], OTHER))
+                    add(image, box, REFINED_CLASSES.get(gt_classes[best], OTHER))
                 elif best < 0 or ious[best] < 0.3:
-                    add(image, box, OTHER)  # a distractor or clutter the detector took for a limit
+                    add(image, box, OTHER)  # a distractor or clutter the detector took for a sign
     if not crops:
         return (np.zeros((0, INPUT_SIZE, INPUT_SIZE, 3), np.uint8), np.zeros(0, np.int64), np.zeros(0))
     return np.stack(crops), np.asarray(labels, np.int64), np.asarray(heights)
 
 
 def build_network():
-    """3x32x32 RGB -> 3 logits; three conv blocks keep the digits' layout for the classifier head."""
+    """3x32x32 RGB -> one logit per class; three conv blocks keep the digits' layout for the classifier head."""
     import torch.nn as nn  # noqa: PLC0415
 
     def block(cin, cout):
@@ -211,19 +214,19 @@ def accuracy(model, x, y) -> float:
 
 
 def confusion_by_band(truth: np.ndarray, pred: np.ndarray, heights: np.ndarray) -> dict:
-    """Accuracy per size band and the 3x3 confusion (rows true, columns predicted)."""
+    """Accuracy per size band (signs only) and the confusion matrix (rows true, columns predicted)."""
     report = {'accuracy': float((truth == pred).mean()) if len(truth) else None, 'crops': int(len(truth)),
               'confusion_true_rows': np.bincount(truth * len(NAMES) + pred, minlength=len(NAMES) ** 2)
               .reshape(len(NAMES), len(NAMES)).tolist(), 'bands': []}
     for lo, hi in BANDS:
         sel = (heights >= lo) & (heights < hi) & (truth != OTHER)
-        report['bands'].append({'height_px': [lo, hi], 'limit_crops': int(sel.sum()),
-                                'limit_accuracy': float((truth[sel] == pred[sel]).mean()) if sel.any() else None})
+        report['bands'].append({'height_px': [lo, hi], 'sign_crops': int(sel.sum()),
+                                'sign_accuracy': float((truth[sel] == pred[sel]).mean()) if sel.any() else None})
     return report
 
 
 def export(model, onnx_path: pathlib.Path, opset: int = 17) -> None:
-    """Fixed 1x3x32x32 input `images` -> `probs` 1x3 (softmax in the graph)."""
+    """Fixed 1x3x32x32 input `images` -> `probs` 1xC (softmax in the graph)."""
     import torch  # noqa: PLC0415
 
     class WithSoftmax(torch.nn.Module):
@@ -245,8 +248,8 @@ def attach_to_detector(metadata_path: pathlib.Path, onnx_path: pathlib.Path) -> 
     """Name the refiner in the detector's metadata JSON (the runtime reads it from there)."""
     data = json.loads(metadata_path.read_text())
     data['refiner'] = {'model': onnx_path.name, 'names': list(NAMES),
-                       'applies_to': [CLASS_NAMES[c] for c in LIMIT_CLASSES],
-                       'input_size': INPUT_SIZE, 'margin': MARGIN}
+                       'applies_to': [CLASS_NAMES[c] for c in REFINED_CLASSES],
+                       'input_size': INPUT_SIZE, 'margin': MARGIN, 'overrule_p': OVERRULE_P}
     metadata_path.write_text(json.dumps(data, indent=2) + '\n')
 
 

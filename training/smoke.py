@@ -78,7 +78,7 @@ def main() -> int:
 
     t = time.monotonic()
     from training.refiner import run as train_refiner  # noqa: PLC0415
-    refiner_onnx = work / 'models' / 'signs_speed.onnx'
+    refiner_onnx = work / 'models' / 'signs_refine.onnx'
     train_refiner([work / 'data' / 'synth'], onnx_path, refiner_onnx, json_path, epochs=1, seed=0,
                   log=lambda line: None)
     from train_fou.vision.detector import open_detector  # noqa: PLC0415

@@ -91,6 +91,9 @@ class DetectorNode(Node):
             description=f'one of {", ".join(CHOICES)}', **read_only))
         self.declare_parameter('input_transport', 'raw', ParameterDescriptor(
             description='raw (camera/image_raw) or compressed (camera/image_raw/compressed)', **read_only))
+        self.declare_parameter('refine', True, ParameterDescriptor(
+            description='re-read speed-limit and stop detections with the refiner the model metadata names '
+                        '(false: the detector alone)', **read_only))
         self.declare_parameter('intra_op_threads', 0, ParameterDescriptor(
             description='ONNX Runtime CPU threads; 0: one per core',
             integer_range=[IntegerRange(from_value=0, to_value=64, step=1)], **read_only))
@@ -202,7 +205,8 @@ class DetectorNode(Node):
                 engine_path=self._paths.engine, metadata_path=self._paths.metadata,
                 conf_threshold=None if conf < 0 else conf, iou_threshold=None if iou < 0 else iou,
                 intra_op_threads=self.get_parameter('intra_op_threads').value,
-                max_detections=self.get_parameter('max_detections').value)
+                max_detections=self.get_parameter('max_detections').value,
+                refine=self.get_parameter('refine').value)
         except BaseException as err:
             self._load_error = err
             self._ready.set()
@@ -211,6 +215,10 @@ class DetectorNode(Node):
             if note.level == 'error':
                 self.get_logger().error(f'{note.backend}: {note.message}')
         self.get_logger().info(f'backend {choice.reason}')
+        if detector.refiner is not None:
+            spec = detector.refiner.spec
+            self.get_logger().info(f'refiner {spec.model.name} on {detector.refiner.backend.name} re-reads '
+                                   f'{", ".join(spec.applies_to)}')
         boxer = Letterboxer(detector.metadata.imgsz)  # this thread's: one tensor, reused every frame
         self._detector, self._backend_name = detector, detector.backend_name
         self._ready.set()

@@ -1,19 +1,25 @@
-"""A second look at speed-limit signs: a small classifier reads the digits at source resolution.
+"""A second look at red signs: a small classifier re-reads them at source resolution.
 
 Why: the detector sees the 640x480 frame letterboxed to 416 px, where a 20 px
 `30` at reaction distance shrinks to 13 px with digits of about 5 px; the
-detector finds the sign but confuses 30 with 50. The refiner crops each
-detection the detector called a speed limit from the *source* image (the
-detector's 30 and 50 scores are first merged into one "speed limit" score per
-anchor, `merge_group_scores`), scales
-the crop to a 32x32 square and lets a tiny CNN decide `speed_limit_30`,
-`speed_limit_50` or `other` (a red-ringed distractor such as no entry or no
-parking, which is then dropped). Stop and danger detections are untouched.
+detector finds the sign but confuses 30 with 50, and takes red discs and
+red-ringed distractors for signs. The refiner crops each detection of a class
+it `applies_to` (the speed limits and stop) from the *source* image (those
+classes' scores are first merged into one score per anchor,
+`merge_group_scores`), scales the crop to a 32x32 square and lets a tiny CNN
+name it: `speed_limit_30`, `speed_limit_50`, `stop`, or `other` (no entry, no
+parking, a red disc on the wall), which is then dropped. Danger detections are
+never re-read: missing the sign before the cliff is the one error the train
+cannot afford, so the classifier cannot call a triangle "not a sign". Only a
+red sign it recognises with probability >= `overrule_p` removes a weaker danger
+detection on the same object (a 30 in front of a yellow wall, which the
+detector also called danger).
 
 The refiner is described by the detector's metadata file (``"refiner"``)::
 
-    "refiner": {"model": "signs_speed.onnx", "names": ["speed_limit_30", "speed_limit_50", "other"],
-                "applies_to": ["speed_limit_30", "speed_limit_50"], "input_size": 32, "margin": 0.15}
+    "refiner": {"model": "signs_refine.onnx", "names": ["speed_limit_30", "speed_limit_50", "stop", "other"],
+                "applies_to": ["speed_limit_30", "speed_limit_50", "stop"], "input_size": 32, "margin": 0.15,
+                "overrule_p": 0.95}
 
 `model` is relative to the metadata file; a name in `names` that is not a
 detector class means "not a sign": the detection is dropped. The crop code is
@@ -32,6 +38,9 @@ import numpy as np
 from train_fou.vision.errors import ModelMetadataError
 from train_fou.vision.postprocess import Detection, _as_rows, nms
 
+#: how much a re-read sign and another class's detection must overlap to be one object
+OVERRULE_IOU = 0.5
+
 
 @dataclass(frozen=True)
 class RefinerSpec:
@@ -42,6 +51,9 @@ class RefinerSpec:
     applies_to: tuple[str, ...]  # detector labels whose detections are re-classified
     input_size: int = 32
     margin: float = 0.15  # context around the box, as a fraction of its longer side, each way
+    #: a re-read sign at least this sure overrules a weaker detection of another class on the same
+    #: object (IoU >= OVERRULE_IOU); None: never
+    overrule_p: float | None = None
 
 
 def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[str]) -> RefinerSpec:
@@ -70,7 +82,12 @@ def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[
     margin = data.get('margin', 0.15)
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0.0 <= margin <= 1.0:
         raise bad(f'margin` must be a number in [0, 1], got {margin!r}')
-    return RefinerSpec(path.parent / model, tuple(names), tuple(applies_to), int(size), float(margin))
+    overrule = data.get('overrule_p')
+    if overrule is not None and (isinstance(overrule, bool) or not isinstance(overrule, (int, float))
+                                 or not 0.5 < overrule <= 1.0):
+        raise bad(f'overrule_p` must be null or a number in (0.5, 1], got {overrule!r}')
+    return RefinerSpec(path.parent / model, tuple(names), tuple(applies_to), int(size), float(margin),
+                       None if overrule is None else float(overrule))
 
 
 def merge_group_scores(output: np.ndarray, group: Sequence[int], num_classes: int) -> np.ndarray:
@@ -78,10 +95,10 @@ def merge_group_scores(output: np.ndarray, group: Sequence[int], num_classes: in
 
     YOLOv8's class scores are independent sigmoids: a detector unsure between 30
     and 50 gives ~0.45 to both, and each alone stays under the policy's 0.5.
-    For the refiner the question is "a speed limit or not", so the group's
-    scores are combined per anchor by noisy-OR, 1 - prod(1 - s), into the
-    first class of the group, the others zeroed; the refiner then names the
-    class. Returned as (4+nc) x N.
+    For the detector the question becomes "one of the refined signs or not", so
+    the group's scores are combined per anchor by noisy-OR, 1 - prod(1 - s),
+    into the first class of the group, the others zeroed; the refiner then
+    names the class. Returned as (4+nc) x N.
     """
     rows = _as_rows(output, num_classes)
     merged = np.array(rows, dtype=np.float32)  # small: (4+nc) x N floats
@@ -125,8 +142,17 @@ def crops_to_tensor(crops: Sequence[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
+def _iou(a: Detection, b: Detection) -> float:
+    w = min(a.x2, b.x2) - max(a.x1, b.x1)
+    h = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / (a.width * a.height + b.width * b.height - inter)
+
+
 class Refiner:
-    """Re-classifies the detector's speed-limit detections with the crop classifier."""
+    """Re-classifies the detector's detections of the `applies_to` classes with the crop classifier."""
 
     def __init__(self, backend, spec: RefinerSpec, detector_names: Sequence[str], iou_threshold: float = 0.45):
         if backend.input_hw is not None and tuple(backend.input_hw) != (spec.input_size, spec.input_size):
@@ -152,12 +178,17 @@ class Refiner:
         return out
 
     def refine(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Detection]:
-        """Detections with speed-limit labels decided by the classifier, best score first.
+        """Detections with the refined classes' labels decided by the classifier, best score first.
 
         A re-labelled detection keeps its box and gets score = detector score x
         classifier probability; detections the classifier calls "other" are
         dropped; boxes that now share a class go through NMS again (the
-        detector may have reported one sign as both 30 and 50).
+        detector may have reported one sign as both 30 and 50). With
+        `overrule_p`, a sign the classifier is that sure of also removes a
+        lower-scored detection of another class on the same object (a 30 on a
+        yellow wall that the detector also called danger); a danger triangle
+        itself is never re-read, so only a sign the classifier positively
+        recognised can overrule it.
         """
         chosen = [i for i, d in enumerate(detections) if d.label in self._applies]
         if not chosen:
@@ -167,6 +198,7 @@ class Refiner:
         probs = self.classify(crops)
         kept = [d for d in detections if d.label not in self._applies]
         refined: list[Detection] = []
+        sure: list[Detection] = []  # re-read with p >= overrule_p
         for i, p in zip(chosen, probs):
             k = int(p.argmax())
             class_id = self._class_of[k]
@@ -174,11 +206,15 @@ class Refiner:
                 continue
             d = detections[i]
             refined.append(d._replace(class_id=class_id, label=self.spec.names[k], score=float(d.score * p[k])))
+            if self.spec.overrule_p is not None and p[k] >= self.spec.overrule_p:
+                sure.append(refined[-1])
         if len(refined) > 1:
             boxes = np.array([d[2:6] for d in refined], np.float32)
             boxes += np.array([d.class_id for d in refined], np.float32)[:, None] * 16384.0
             scores = np.array([d.score for d in refined], np.float32)
             refined = [refined[i] for i in nms(boxes, scores, self.iou_threshold)]
+        if sure and kept:
+            kept = [d for d in kept if not any(s.score > d.score and _iou(s, d) >= OVERRULE_IOU for s in sure)]
         return sorted(kept + refined, key=lambda d: -d.score)
 
     def close(self) -> None:
