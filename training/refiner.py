@@ -30,6 +30,7 @@ import numpy as np
 from train_fou.render.signs import CLASS_NAMES
 from train_fou.vision.refine import crop_square
 from training.dataset import label_path_for, read_labels, split_images
+from training.evaluate import box_iou
 
 NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'other')
 STOP_CLASS, OTHER = 2, 3
@@ -41,19 +42,6 @@ MARGIN = 0.15
 OVERRULE_P = 0.95
 #: size bands (source box height, px) reported by the evaluation
 BANDS = ((0, 16), (16, 20), (20, 30), (30, 60), (60, 10000))
-
-
-def _iou(box, boxes: np.ndarray) -> np.ndarray:
-    if boxes.size == 0:
-        return np.zeros(0)
-    x1 = np.maximum(box[0], boxes[:, 0])
-    y1 = np.maximum(box[1], boxes[:, 1])
-    x2 = np.minimum(box[2], boxes[:, 2])
-    y2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def _jitter(box, rng: np.random.Generator):
@@ -106,7 +94,7 @@ def collect_crops(roots: Sequence[pathlib.Path], split: str, detector=None, seed
                 if det.class_id not in REFINED_CLASSES:
                     continue
                 box = (det.x1, det.y1, det.x2, det.y2)
-                ious = _iou(box, gt_boxes)
+                ious = box_iou([box], gt_boxes)[0]
                 best = int(ious.argmax()) if ious.size else -1
                 if best >= 0 and ious[best] >= 0.5:
                     add(image, box, REFINED_CLASSES.get(gt_classes[best], OTHER))

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from train_fou.vision.errors import ModelMetadataError
-from train_fou.vision.postprocess import Detection, _as_rows, nms
+from train_fou.vision.postprocess import _CLASS_OFFSET, Detection, _as_rows, nms
 
 #: how much a re-read sign and another class's detection must overlap to be one object
 OVERRULE_IOU = 0.5
@@ -210,7 +210,7 @@ class Refiner:
                 sure.append(refined[-1])
         if len(refined) > 1:
             boxes = np.array([d[2:6] for d in refined], np.float32)
-            boxes += np.array([d.class_id for d in refined], np.float32)[:, None] * 16384.0
+            boxes += np.array([d.class_id for d in refined], np.float32)[:, None] * _CLASS_OFFSET  # class-aware
             scores = np.array([d.score for d in refined], np.float32)
             refined = [refined[i] for i in nms(boxes, scores, self.iou_threshold)]
         if sure and kept:
