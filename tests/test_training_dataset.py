@@ -153,3 +153,18 @@ def test_class_mapping_from_inline_text_and_file(tmp_path):
     assert load_mapping(str(f)) == {'Tempo 30': 'speed_limit_30', 'bus': None}
     with pytest.raises(DatasetError, match='nonsense'):
         load_mapping('nonsense')
+
+
+def test_prepare_data_with_a_relative_workdir_writes_absolute_split_paths(tmp_path, monkeypatch):
+    """--workdir training/datasets/x used to give paths ultralytics read as <path>/training/datasets/x/..."""
+    from training.train import prepare_data
+    synth = tmp_path / 'work' / 'synth'
+    for split in ('train', 'val', 'test'):
+        _image(synth / 'images' / split / 'a.png')
+    (synth / 'synth.json').write_text(json.dumps({'seed': 3, 'counts': {'train': 1, 'val': 1, 'test': 1}}))
+    monkeypatch.chdir(tmp_path)
+    cfg = {'data': {'synth': {'seed': 3, 'train': 1, 'val': 1, 'test': 1}, 'real': []}}
+    data_yaml, _ = prepare_data(cfg, pathlib.Path('work'))
+    written = yaml.safe_load(data_yaml.read_text())
+    assert all(pathlib.Path(p).is_absolute() and pathlib.Path(p).is_dir()
+               for key in ('train', 'val', 'test') for p in written[key])

@@ -46,7 +46,8 @@ def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1
     workdir = pathlib.Path(workdir)
     roots = []
     if cfg['data'].get('synth') is not None:
-        roots.append(prepare_synth(cfg['data']['synth'], workdir / 'synth', workers))
+        # absolute: data.yaml's entries must not be read relative to its `path`
+        roots.append(prepare_synth(cfg['data']['synth'], workdir / 'synth', workers).resolve())
     for real in cfg['data'].get('real') or []:
         root = pathlib.Path(real).resolve()
         names = load_names(root)
