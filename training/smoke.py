@@ -81,11 +81,9 @@ def main() -> int:
     refiner_onnx = work / 'models' / 'signs_refine.onnx'
     train_refiner([work / 'data' / 'synth'], onnx_path, refiner_onnx, json_path, epochs=1, seed=0,
                   log=lambda line: None)
-    from train_fou.vision.detector import open_detector  # noqa: PLC0415
-    detector, _ = open_detector(onnx_path, backend='onnxruntime-cpu')
-    attached = detector.refiner is not None and detector.refiner.spec.model == refiner_onnx
-    detector.close()
-    if not attached:
+    from train_fou.vision.metadata import load_metadata  # noqa: PLC0415
+    refiner = load_metadata(json_path).refiner  # the evaluation below then runs it
+    if refiner is None or refiner.model != refiner_onnx:
         raise SmokeError(f'{json_path}: the refiner {refiner_onnx} was not attached')
     stages['refiner_s'] = round(time.monotonic() - t, 1)
 
@@ -93,6 +91,8 @@ def main() -> int:
     report = evaluate_model(onnx_path, work / 'data' / 'synth', 'test', out_dir=work / 'eval')
     if set(report['per_class']) != set(CONTRACT_NAMES) or not (work / 'eval' / 'confusion_matrix.png').is_file():
         raise SmokeError(f'evaluation report incomplete: {sorted(report["per_class"])}')
+    if report['refiner'] != refiner_onnx.name:
+        raise SmokeError(f'the evaluation ran without the refiner {refiner_onnx.name}: {report["refiner"]!r}')
     export = _labelstudio_export(work / 'data' / 'synth', 'test', work / 'labelstudio.json')
     mapping = {f'my {n}': n for n in CONTRACT_NAMES}
     import_labelstudio(export, work / 'data' / 'synth' / 'images' / 'test', work / 'imported', mapping,

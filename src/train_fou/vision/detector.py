@@ -90,9 +90,9 @@ class Detector:
               image_bgr: np.ndarray | None = None) -> tuple[list[Detection], float, float]:
         """Inference and decoding of a pre-processed tensor: (detections, inference_ms, postprocess_ms).
 
-        With a refiner and the source image, the speed-limit classes are detected
-        as one (their scores merged) and re-read from the image by the refiner
-        (part of postprocess_ms).
+        With a refiner and the source image, the classes it applies to (speed
+        limits and stop) are detected as one (their scores merged) and re-read
+        from the image by the refiner (part of postprocess_ms).
         """
         t0 = time.perf_counter()
         output = self.backend.infer(tensor)
@@ -150,7 +150,7 @@ def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
 
 
 def open_refiner(metadata: ModelMetadata, backend: str = AUTO) -> Refiner:
-    """Load the metadata's speed-limit classifier; a missing file names the path and the metadata."""
+    """Load the metadata's refiner (crop classifier); a missing file names the path and the metadata."""
     spec = metadata.refiner
     if not spec.model.is_file():
         raise ModelNotFoundError(f'{spec.model}: refiner model not found (named by {metadata.source}); '
