@@ -168,3 +168,9 @@ def test_prepare_data_with_a_relative_workdir_writes_absolute_split_paths(tmp_pa
     written = yaml.safe_load(data_yaml.read_text())
     assert all(pathlib.Path(p).is_absolute() and pathlib.Path(p).is_dir()
                for key in ('train', 'val', 'test') for p in written[key])
+
+
+def test_resume_without_an_interrupted_run_names_the_missing_checkpoint(tmp_path):
+    from training.train import TrainError, train  # noqa: PLC0415
+    with pytest.raises(TrainError, match=r'cannot resume: .*no_such_run_for_tests/weights/last\.pt not found'):
+        train({'name': 'signs'}, tmp_path / 'data.yaml', run_name='no_such_run_for_tests', resume=True)

@@ -63,7 +63,7 @@ def _cmd_train(args) -> int:
     data_yaml, data_hash = prepare_data(cfg, workdir, workers=args.gen_workers)
     gen_s = time.monotonic() - t0
     print(f'data ready in {gen_s:.0f} s: {data_yaml} (hash {data_hash[:12]})', flush=True)
-    best, train_s = train(cfg, data_yaml, device=args.device)
+    best, train_s = train(cfg, data_yaml, device=args.device, resume=args.resume)
     out_dir = pathlib.Path(args.out_dir)
     name = args.model_name or cfg['name']
     copy_weights(best, pathlib.Path(__file__).resolve().parent / 'runs' / cfg['name'] / f'{name}.pt',
@@ -169,6 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--device', default='cpu')
     s.add_argument('--gen-workers', type=int, default=1)
     s.add_argument('--no-eval', action='store_true')
+    s.add_argument('--resume', action='store_true',
+                   help="continue the config's interrupted run from training/runs/<name>/weights/last.pt")
     s.add_argument('--eval-dir', help='where the evaluation report and confusion matrix go')
     s.set_defaults(func=_cmd_train)
 

@@ -80,10 +80,23 @@ def dataset_hash_many(roots) -> str:
 
 
 def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None = None,
-          device: str = 'cpu') -> tuple[pathlib.Path, float]:
-    """Train; returns (best.pt, seconds). The run directory is training/runs/<name>."""
+          device: str = 'cpu', resume: bool = False) -> tuple[pathlib.Path, float]:
+    """Train; returns (best.pt, seconds). The run directory is training/runs/<name>.
+
+    `resume` continues an interrupted run from its last.pt (epoch, optimiser, LR schedule and
+    `time` budget as ultralytics saved them): a CPU run spans hours and sessions end.
+    """
+    name = run_name or cfg['name']
+    last = RUNS_DIR / name / 'weights' / 'last.pt'
+    if resume and not last.is_file():
+        raise TrainError(f'cannot resume: {last} not found (start the run without --resume)')
     offline()
     from ultralytics import YOLO  # noqa: PLC0415 (after offline())
+
+    if resume:
+        start = time.monotonic()
+        YOLO(str(last)).train(resume=True)
+        return _finish(cfg, name, time.monotonic() - start)
 
     weights = cfg.get('weights')
     if weights is not None and not pathlib.Path(weights).is_absolute() and (ROOT / weights).is_file():
@@ -97,13 +110,16 @@ def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None 
     if weights is not None:
         model = model.load(weights)
     args = {k: cfg[k] for k in config_mod.ULTRALYTICS_KEYS if cfg.get(k) is not None}
-    name = run_name or cfg['name']
     start = time.monotonic()
     # ultralytics rebuilds the network in its trainer: `pretrained` (a path) is what carries the weights over
     model.train(data=str(data_yaml), project=str(RUNS_DIR), name=name, exist_ok=True, device=device,
                 pretrained=str(weights) if weights is not None else False, amp=False, plots=False, val=True,
                 seed=0, deterministic=False, verbose=True, **args)
-    seconds = time.monotonic() - start
+    return _finish(cfg, name, time.monotonic() - start)
+
+
+def _finish(cfg: Mapping[str, Any], name: str, seconds: float) -> tuple[pathlib.Path, float]:
+    """The run's best weights (last.pt when validation never improved), config saved beside them."""
     best = RUNS_DIR / name / 'weights' / 'best.pt'
     if not best.is_file():
         best = RUNS_DIR / name / 'weights' / 'last.pt'
