@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 from training.config import ConfigError, load, validate  # noqa: E402
 
 
-@pytest.mark.parametrize('name', ['signs.yaml', 'smoke.yaml'])
+@pytest.mark.parametrize('name', sorted(p.name for p in (ROOT / 'training' / 'configs').glob('*.yaml')))
 def test_shipped_configs_are_valid_and_never_mirror_images(name):
     cfg = load(ROOT / 'training' / 'configs' / name)
     assert cfg['fliplr'] == 0.0      # mirrored "30"/"50"/"STOP" are not those signs
@@ -45,9 +45,27 @@ def test_missing_key_and_missing_data_are_refused():
         validate(cfg)
 
 
+@pytest.mark.parametrize('simview,message', [
+    ({'seed': 1000, 'train': 10, 'val': 2}, '`data.simview.test` must be an integer'),
+    ({'seed': 1000, 'train': -1, 'val': 2, 'test': 2}, '`data.simview.train` must be an integer >= 0'),
+    ([1000, 10, 2, 2], '`data.simview` must be a mapping'),
+])
+def test_a_bad_simview_section_is_refused_naming_the_key(simview, message):
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    cfg['data'] = {'simview': simview}
+    with pytest.raises(ConfigError, match=message):
+        validate(cfg)
+
+
+def test_simview_alone_is_a_dataset():
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    cfg['data'] = {'simview': {'seed': 1000, 'train': 6, 'val': 2, 'test': 2}}
+    assert validate(cfg)['data']['simview']['seed'] == 1000
+
+
 def test_the_torch_free_training_modules_never_import_torch():
     import subprocess
-    code = ('import sys; import training.synth, training.dataset, training.evaluate, training.engine, '
+    code = ('import sys; import training.synth, training.simview, training.dataset, training.evaluate, training.engine, '
             'training.config, training.model_card, train_fou.render.signs, train_fou.render.scene; '
             'print("torch" in sys.modules or "ultralytics" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True)

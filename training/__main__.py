@@ -2,6 +2,7 @@
 
 Commands:
   synth               generate a synthetic YOLO dataset (+ preview grid)
+  simview             render a YOLO dataset from the simulator's train camera (+ preview grid)
   import-yolo         copy a YOLO dataset with its classes mapped onto the model classes
   import-labelstudio  convert a Label Studio JSON export (rectangles in percent)
   train               config -> data -> ultralytics training -> models/<name>.onnx + .json -> evaluation
@@ -28,6 +29,18 @@ def _cmd_synth(args) -> int:
     counts = {'train': args.train, 'val': args.val, 'test': args.test}
     start = time.monotonic()
     labels = generate_dataset(args.out, counts, seed=args.seed, cfg=SynthConfig(), workers=args.workers)
+    png = preview_grid(args.out, pathlib.Path(args.out) / 'preview.png')
+    print(json.dumps({'out': str(args.out), 'images': counts, 'labels': labels, 'preview': str(png),
+                      'seconds': round(time.monotonic() - start, 1)}))
+    return 0
+
+
+def _cmd_simview(args) -> int:
+    from training.simview import generate_simview  # noqa: PLC0415
+    from training.synth import preview_grid  # noqa: PLC0415
+    counts = {'train': args.train, 'val': args.val, 'test': args.test}
+    start = time.monotonic()
+    labels = generate_simview(args.out, counts, seed=args.seed, scenario_path=args.scenario, workers=args.workers)
     png = preview_grid(args.out, pathlib.Path(args.out) / 'preview.png')
     print(json.dumps({'out': str(args.out), 'images': counts, 'labels': labels, 'preview': str(png),
                       'seconds': round(time.monotonic() - start, 1)}))
@@ -147,6 +160,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--workers', type=int, default=1)
     s.set_defaults(func=_cmd_synth)
+
+    s = sub.add_parser('simview', help="render a YOLO dataset from the simulator's train camera")
+    s.add_argument('out', type=pathlib.Path)
+    s.add_argument('--train', type=int, default=600)
+    s.add_argument('--val', type=int, default=60)
+    s.add_argument('--test', type=int, default=120)
+    s.add_argument('--seed', type=int, default=1000,
+                   help='world seed; keep it apart from the campaign seeds the model is judged with (1)')
+    s.add_argument('--scenario', type=pathlib.Path, help='scenario YAML (default: config/scenarios/default.yaml)')
+    s.add_argument('--workers', type=int, default=1)
+    s.set_defaults(func=_cmd_simview)
 
     for cmd, func in (('import-yolo', _cmd_import_yolo), ('import-labelstudio', _cmd_import_labelstudio)):
         s = sub.add_parser(cmd, help=f'{cmd.replace("-", " ")} of real labelled photos')

@@ -63,20 +63,22 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
         raise ConfigError(f'{where}: `weights` must be null or a local .pt file, got {weights!r}')
     data = out.get('data')
     if not isinstance(data, Mapping):
-        raise ConfigError(f'{where}: `data` must be a mapping with `synth` and/or `real`')
-    synth = data.get('synth')
-    if synth is not None:
-        if not isinstance(synth, Mapping):
-            raise ConfigError(f'{where}: `data.synth` must be a mapping (seed, train, val, test)')
+        raise ConfigError(f'{where}: `data` must be a mapping with `synth`, `simview` and/or `real`')
+    for generated in ('synth', 'simview'):
+        spec = data.get(generated)
+        if spec is None:
+            continue
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f'{where}: `data.{generated}` must be a mapping (seed, train, val, test)')
         for key in ('seed', 'train', 'val', 'test'):
-            value = synth.get(key)
+            value = spec.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f'{where}: `data.synth.{key}` must be an integer >= 0, got {value!r}')
+                raise ConfigError(f'{where}: `data.{generated}.{key}` must be an integer >= 0, got {value!r}')
     real = data.get('real') or []
     if not isinstance(real, list) or not all(isinstance(r, str) for r in real):
         raise ConfigError(f'{where}: `data.real` must be a list of YOLO dataset directories')
-    if synth is None and not real:
-        raise ConfigError(f'{where}: `data` names no dataset (neither synth nor real)')
+    if data.get('synth') is None and data.get('simview') is None and not real:
+        raise ConfigError(f'{where}: `data` names no dataset (neither synth, simview nor real)')
     return out
 
 

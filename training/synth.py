@@ -124,7 +124,7 @@ def _light(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img * 255.0
 
 
-def _camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def camera_effects(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Optics and sensor: defocus, motion blur, resolution loss, noise, sharpening, JPEG.
 
     At most two of the three resolution losses, each mild: stacked, they would
@@ -245,7 +245,7 @@ def generate_image(seed: int, split: str, index: int, cfg: SynthConfig = SynthCo
         if cls is not None and clipped[3] - clipped[1] >= cfg.min_face_px * 0.6:
             labels.append(Label(cls, tuple(float(v) for v in clipped)))
     img = _light(rgb, rng)
-    return _camera(img, rng), labels
+    return camera_effects(img, rng), labels
 
 
 def _write_one(args) -> tuple[str, int]:

@@ -38,6 +38,22 @@ def prepare_synth(synth: Mapping[str, int], out: pathlib.Path, workers: int = 1)
     return out
 
 
+def prepare_simview(simview: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
+    """Render the simulator-view dataset unless `out` already holds one made with the same parameters."""
+    from training.simview import generate_simview  # noqa: PLC0415 (imports the simulator)
+    out = pathlib.Path(out)
+    stamp = out / 'simview.json'
+    wanted = {'seed': simview['seed'], 'counts': {s: simview[s] for s in SPLITS}}
+    if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    generate_simview(out, wanted['counts'], seed=wanted['seed'], workers=workers)
+    preview_grid(out, out / 'preview.png')
+    stamp.write_text(json.dumps(wanted))
+    return out
+
+
 def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1) -> tuple[pathlib.Path, str]:
     """data.yaml training on synth + real train splits, validating on their val splits; and its data hash.
 
@@ -48,6 +64,8 @@ def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1
     if cfg['data'].get('synth') is not None:
         # absolute: data.yaml's entries must not be read relative to its `path`
         roots.append(prepare_synth(cfg['data']['synth'], workdir / 'synth', workers).resolve())
+    if cfg['data'].get('simview') is not None:
+        roots.append(prepare_simview(cfg['data']['simview'], workdir / 'simview', workers).resolve())
     for real in cfg['data'].get('real') or []:
         root = pathlib.Path(real).resolve()
         names = load_names(root)
