@@ -1,6 +1,6 @@
 """`make train-smoke`: the whole chain on a tiny dataset, in the training venv, in a few minutes.
 
-synthetic data -> ultralytics training (1 epoch, 160 px) -> ONNX + metadata (model
+synthetic data + simulator-view frames -> ultralytics training (1 epoch, 160 px) -> ONNX + metadata (model
 contract checked) -> speed-limit refiner (crops, 1 epoch, ONNX, attached to the
 metadata) -> evaluation through train_fou.vision (detector + refiner) -> Label Studio export of
 the test split -> import -> evaluation on the imported copy. Everything goes to
@@ -14,6 +14,8 @@ import pathlib
 import shutil
 import sys
 import time
+
+import yaml
 
 from training import config as config_mod
 from training.dataset import label_path_for, read_labels, split_images
@@ -60,6 +62,9 @@ def main() -> int:
     t = time.monotonic()
     data_yaml, data_hash = prepare_data(cfg, work / 'data')
     stages['data_s'] = round(time.monotonic() - t, 1)
+    trains_on = yaml.safe_load(data_yaml.read_text())['train']
+    if len(trains_on) != 2 or not all(pathlib.Path(d).is_dir() and any(pathlib.Path(d).iterdir()) for d in trains_on):
+        raise SmokeError(f'data.yaml should train on the synth and simview sets, got {trains_on}')
 
     t = time.monotonic()
     best, _ = train(cfg, data_yaml, run_name='smoke-chain-train')
