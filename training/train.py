@@ -23,35 +23,32 @@ class TrainError(RuntimeError):
     """Training cannot start or did not produce weights."""
 
 
-def prepare_synth(synth: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
-    """Generate the synthetic dataset unless `out` already holds one made with the same parameters."""
+def _prepare_generated(spec: Mapping[str, int], out: pathlib.Path, stamp_name: str, generate) -> pathlib.Path:
+    """Run `generate(out, counts, seed)` unless `out` already holds a set made with the same seed and counts."""
     out = pathlib.Path(out)
-    stamp = out / 'synth.json'
-    wanted = {'seed': synth['seed'], 'counts': {s: synth[s] for s in SPLITS}}
+    stamp = out / stamp_name
+    wanted = {'seed': spec['seed'], 'counts': {s: spec[s] for s in SPLITS}}
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
         return out
     if out.exists():
         shutil.rmtree(out)
-    generate_dataset(out, wanted['counts'], seed=wanted['seed'], cfg=SynthConfig(), workers=workers)
+    generate(out, wanted['counts'], wanted['seed'])
     preview_grid(out, out / 'preview.png')
     stamp.write_text(json.dumps(wanted))
     return out
+
+
+def prepare_synth(synth: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
+    """Generate the synthetic dataset unless `out` already holds one made with the same parameters."""
+    return _prepare_generated(synth, out, 'synth.json', lambda root, counts, seed: generate_dataset(
+        root, counts, seed=seed, cfg=SynthConfig(), workers=workers))
 
 
 def prepare_simview(simview: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
     """Render the simulator-view dataset unless `out` already holds one made with the same parameters."""
     from training.simview import generate_simview  # noqa: PLC0415 (imports the simulator)
-    out = pathlib.Path(out)
-    stamp = out / 'simview.json'
-    wanted = {'seed': simview['seed'], 'counts': {s: simview[s] for s in SPLITS}}
-    if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    generate_simview(out, wanted['counts'], seed=wanted['seed'], workers=workers)
-    preview_grid(out, out / 'preview.png')
-    stamp.write_text(json.dumps(wanted))
-    return out
+    return _prepare_generated(simview, out, 'simview.json', lambda root, counts, seed: generate_simview(
+        root, counts, seed=seed, workers=workers))
 
 
 def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1) -> tuple[pathlib.Path, str]:
