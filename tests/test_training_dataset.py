@@ -55,6 +55,16 @@ def test_dataset_hash_changes_with_any_label(tmp_path):
     assert dataset_hash(tmp_path) != first
 
 
+def test_dataset_hash_ignores_the_label_cache_ultralytics_writes_when_training(tmp_path):
+    _image(tmp_path / 'images' / 'train' / 'a.jpg')
+    write_labels(tmp_path / 'labels' / 'train' / 'a.txt', [(0, (1, 1, 50, 50))], 640, 480)
+    before = dataset_hash(tmp_path)
+    (tmp_path / 'labels' / 'train.cache').write_bytes(b'ultralytics label cache')
+    assert dataset_hash(tmp_path) == before
+    _image(tmp_path / 'images' / 'train' / 'b.png')
+    assert dataset_hash(tmp_path) != before   # a new image is new data
+
+
 def test_split_for_is_stable_and_roughly_proportional():
     splits = [split_for(f'img_{i}.jpg', 0.2, 0.1) for i in range(2000)]
     assert splits == [split_for(f'img_{i}.jpg', 0.2, 0.1) for i in range(2000)]

@@ -118,12 +118,16 @@ def label_path_for(image: pathlib.Path) -> pathlib.Path:
 
 
 def dataset_hash(root: pathlib.Path) -> str:
-    """sha256 over every image and label file (names and bytes), in a stable order: identifies training data."""
+    """sha256 over every image and label file (names and bytes), in a stable order: identifies training data.
+
+    Only images and `.txt` labels count: ultralytics writes `labels/<split>.cache` on the first
+    training run, which must not change the identity of the data.
+    """
     root = pathlib.Path(root)
     digest = hashlib.sha256()
-    for sub in ('images', 'labels'):
+    for sub, suffixes in (('images', IMAGE_SUFFIXES), ('labels', ('.txt',))):
         for path in sorted((root / sub).rglob('*')):
-            if path.is_file():
+            if path.is_file() and path.suffix.lower() in suffixes:
                 digest.update(str(path.relative_to(root)).encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
