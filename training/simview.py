@@ -20,7 +20,6 @@ detector was trained on. Frame `k` of world `w` of a split is drawn from
 from __future__ import annotations
 
 import math
-import multiprocessing
 import pathlib
 from typing import Mapping
 
@@ -31,7 +30,7 @@ from train_fou.render.signs import CLASS_NAMES, KIND_CLASS
 from train_fou.sim.camera import CameraRenderer, GroundTruth
 from train_fou.sim.scenario import Scenario, default_scenario_path, load_scenario
 from training.dataset import SPLITS, Box, write_data_yaml, write_labels
-from training.synth import camera_effects
+from training.synth import camera_effects, map_jobs
 
 SPLIT_IDS = {'train': 0, 'val': 1, 'test': 2}
 #: worlds of different splits never coincide: split s uses world indices s * WORLD_STRIDE + w
@@ -106,11 +105,7 @@ def generate_simview(root: str | pathlib.Path, counts: Mapping[str, int], seed: 
         for world in range(math.ceil(count / frames_per_world)):
             frames = min(frames_per_world, count - world * frames_per_world)
             jobs.append((root, scenario, seed, split, world, frames))
-    if workers > 1:
-        with multiprocessing.get_context('fork').Pool(workers) as pool:
-            results = pool.map(_write_world, jobs, chunksize=4)
-    else:
-        results = [_write_world(job) for job in jobs]
+    results = map_jobs(_write_world, jobs, workers, chunksize=4)
     per_split = {split: 0 for split in SPLITS}
     for job, n in zip(jobs, results):
         per_split[job[3]] += n

@@ -260,6 +260,14 @@ def _write_one(args) -> tuple[str, int]:
     return name, len(labels)
 
 
+def map_jobs(fn, jobs: list, workers: int, chunksize: int) -> list:
+    """`fn` over `jobs` in order: in this process, or in `workers` forked processes."""
+    if workers <= 1:
+        return [fn(job) for job in jobs]
+    with multiprocessing.get_context('fork').Pool(workers) as pool:
+        return pool.map(fn, jobs, chunksize=chunksize)
+
+
 def generate_dataset(root: str | pathlib.Path, counts: dict[str, int], seed: int = 0,
                      cfg: SynthConfig = SynthConfig(), workers: int = 1) -> dict[str, int]:
     """Write images/{split}/*.jpg, labels/{split}/*.txt and data.yaml under root; returns labels per split."""
@@ -269,11 +277,7 @@ def generate_dataset(root: str | pathlib.Path, counts: dict[str, int], seed: int
         (root / 'images' / split).mkdir(parents=True, exist_ok=True)
         (root / 'labels' / split).mkdir(parents=True, exist_ok=True)
         jobs += [(root, seed, split, i, cfg) for i in range(int(counts.get(split, 0)))]
-    if workers > 1:
-        with multiprocessing.get_context('fork').Pool(workers) as pool:
-            results = pool.map(_write_one, jobs, chunksize=8)
-    else:
-        results = [_write_one(job) for job in jobs]
+    results = map_jobs(_write_one, jobs, workers, chunksize=8)
     per_split = {split: 0 for split in SPLITS}
     for (name, n) in results:
         per_split[name.split('_')[0]] += n
