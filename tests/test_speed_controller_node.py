@@ -125,7 +125,10 @@ def test_far_sign_is_ignored_by_the_proximity_gate(rig):
     bench.signs = [('stop', 10.0)]  # 10 px: still far away
     count = len(bench.commands)
     assert wait_until(lambda: len(bench.commands) > count + 8, 3.0)
-    assert all(m.state == SpeedCommand.CRUISE for _, m in bench.commands[count:])
+    states = {m.state for _, m in bench.commands[count:]}
+    # FAILSAFE is allowed only because a stalled test machine can starve the bench's 50 ms
+    # timer past the 0.5 s detections timeout; the sign itself must never brake the train
+    assert SpeedCommand.CRUISE in states and states <= {SpeedCommand.CRUISE, SpeedCommand.FAILSAFE}
 
 
 def test_stop_holds_then_resumes(rig):
