@@ -10,7 +10,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.config import ConfigError, load, validate  # noqa: E402
+from training.config import ConfigError, export_size, load, validate  # noqa: E402
 
 
 @pytest.mark.parametrize('name', sorted(p.name for p in (ROOT / 'training' / 'configs').glob('*.yaml')))
@@ -26,12 +26,21 @@ def test_shipped_configs_are_valid_and_never_mirror_images(name):
     ('cos_lr', 'yes', 'true/false'),
     ('weights', 'https://example.com/yolov8n.pt', 'local .pt'),
     ('time', -1, 'hours'),
+    ('export_imgsz', 500, 'multiple of 32'),
+    ('export_imgsz', True, 'multiple of 32'),
 ])
 def test_bad_values_are_refused_naming_the_key(key, value, message):
     cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
     cfg[key] = value
     with pytest.raises(ConfigError, match=f'`{key}`.*{message}'):
         validate(cfg, 'smoke.yaml')
+
+
+def test_the_export_size_defaults_to_the_training_size():
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    cfg.pop('export_imgsz', None)
+    assert export_size(validate(cfg)) == cfg['imgsz']
+    assert export_size(validate({**cfg, 'export_imgsz': 512})) == 512
 
 
 def test_missing_key_and_missing_data_are_refused():

@@ -88,8 +88,8 @@ def _cmd_train(args) -> int:
         'weights': str(best.relative_to(ROOT)) if best.is_relative_to(ROOT) else str(best),
         **_versions(),
     }
-    onnx_path, json_path = export_onnx(best, out_dir, name, cfg['imgsz'], cfg['opset'], data_hash, training,
-                                       cfg['conf_threshold'], cfg['iou_threshold'])
+    onnx_path, json_path = export_onnx(best, out_dir, name, config_mod.export_size(cfg), cfg['opset'], data_hash,
+                                       training, cfg['conf_threshold'], cfg['iou_threshold'])
     print(f'exported {onnx_path} and {json_path}', flush=True)
     if not args.no_eval:
         return _evaluate(onnx_path, workdir / 'synth' if cfg['data'].get('synth') else pathlib.Path(cfg['data']['real'][0]),
@@ -105,13 +105,17 @@ def _versions() -> dict:
 
 def _cmd_export(args) -> int:
     from training.export import export_onnx  # noqa: PLC0415
-    from training.dataset import dataset_hash  # noqa: PLC0415
+    from training.train import dataset_hash_many  # noqa: PLC0415
     cfg = config_mod.load(args.config)
-    data_hash = dataset_hash(args.data) if args.data else 'unknown'
-    training = {'config': cfg, 'config_file': str(args.config), 'weights': str(args.weights), **_versions()}
+    if args.imgsz is not None:
+        cfg = config_mod.validate({**cfg, 'export_imgsz': args.imgsz}, '--imgsz')
+    # the same roots in the same order as training used: the hash then equals the trained-on data's
+    data_hash = dataset_hash_many(args.data) if args.data else 'unknown'
+    training = {'config': cfg, 'config_file': str(args.config), 'weights': str(args.weights),
+                'command': ' '.join(['python -m training'] + sys.argv[1:]), **_versions()}
     onnx_path, json_path = export_onnx(pathlib.Path(args.weights), pathlib.Path(args.out_dir),
-                                       args.model_name or cfg['name'], cfg['imgsz'], cfg['opset'], data_hash,
-                                       training, cfg['conf_threshold'], cfg['iou_threshold'])
+                                       args.model_name or cfg['name'], config_mod.export_size(cfg), cfg['opset'],
+                                       data_hash, training, cfg['conf_threshold'], cfg['iou_threshold'])
     print(json.dumps({'onnx': str(onnx_path), 'metadata': str(json_path)}))
     return 0
 
@@ -201,7 +205,10 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser('export', help='export weights to ONNX + metadata')
     s.add_argument('weights', type=pathlib.Path)
     s.add_argument('--config', type=pathlib.Path, required=True)
-    s.add_argument('--data', type=pathlib.Path, help='dataset root, for the data hash')
+    s.add_argument('--data', type=pathlib.Path, action='append',
+                   help='dataset root, for the data hash; repeat it for each dataset the weights trained on, '
+                        'in the config order (synth, simview, real...)')
+    s.add_argument('--imgsz', type=int, help="input size of the exported model (default: the config's export_imgsz)")
     s.add_argument('--out-dir', default=str(ROOT / 'models'))
     s.add_argument('--model-name')
     s.set_defaults(func=_cmd_export)

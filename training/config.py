@@ -58,6 +58,9 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
     hours = out.get('time')
     if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0):
         raise ConfigError(f'{where}: `time` must be null or a number of hours > 0, got {hours!r}')
+    export_imgsz = out.setdefault('export_imgsz', out['imgsz'])
+    if isinstance(export_imgsz, bool) or not isinstance(export_imgsz, int) or not _SCHEMA['imgsz'][1](export_imgsz):
+        raise ConfigError(f'{where}: `export_imgsz` must be {_SCHEMA["imgsz"][2]}, got {export_imgsz!r}')
     weights = out.get('weights')
     if weights is not None and not (isinstance(weights, str) and weights.endswith('.pt') and '://' not in weights):
         raise ConfigError(f'{where}: `weights` must be null or a local .pt file, got {weights!r}')
@@ -80,6 +83,15 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
     if data.get('synth') is None and data.get('simview') is None and not real:
         raise ConfigError(f'{where}: `data` names no dataset (neither synth, simview nor real)')
     return out
+
+
+def export_size(cfg: Mapping[str, Any]) -> int:
+    """Input size of the exported model: `export_imgsz`, else the training size.
+
+    The detector is fully convolutional, so it may run on a larger input than it trained on:
+    small far signs then cover more of its pixels (models/MODEL_CARD.md measures it).
+    """
+    return int(cfg.get('export_imgsz') or cfg['imgsz'])
 
 
 def load(path: str | pathlib.Path) -> dict[str, Any]:

@@ -71,10 +71,11 @@ def main() -> int:
     stages['train_s'] = round(time.monotonic() - t, 1)
 
     t = time.monotonic()
-    onnx_path, json_path = export_onnx(best, work / 'models', 'signs', cfg['imgsz'], cfg['opset'], data_hash,
+    size = config_mod.export_size(cfg)
+    onnx_path, json_path = export_onnx(best, work / 'models', 'signs', size, cfg['opset'], data_hash,
                                        {'config': cfg, 'command': 'make train-smoke'})
     meta = json.loads(json_path.read_text())
-    expected = {'format': 'yolov8', 'names': CONTRACT_NAMES, 'imgsz': [cfg['imgsz']] * 2, 'input_name': 'images',
+    expected = {'format': 'yolov8', 'names': CONTRACT_NAMES, 'imgsz': [size] * 2, 'input_name': 'images',
                 'opset': cfg['opset'], 'data_hash': data_hash}
     wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
     if wrong:
