@@ -79,3 +79,24 @@ def test_the_torch_free_training_modules_never_import_torch():
             'print("torch" in sys.modules or "ultralytics" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == 'False'
+
+
+def test_export_refuses_a_refiner_outside_the_output_folder_before_exporting(tmp_path, capsys):
+    from training.__main__ import main
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    (elsewhere / 'signs_refine.onnx').write_bytes(b'onnx')
+    for refiner in (tmp_path / 'models' / 'missing.onnx', elsewhere / 'signs_refine.onnx'):
+        argv = ['export', str(tmp_path / 'never_read.pt'), '--config', str(ROOT / 'training/configs/smoke.yaml'),
+                '--out-dir', str(tmp_path / 'models'), '--refiner', str(refiner)]
+        assert main(argv) == 1
+        assert '--refiner' in capsys.readouterr().err
+    assert not (tmp_path / 'models').exists()
+
+
+def test_export_imgsz_override_is_validated_like_the_config(tmp_path, capsys):
+    from training.__main__ import main
+    argv = ['export', str(tmp_path / 'never_read.pt'), '--config', str(ROOT / 'training/configs/smoke.yaml'),
+            '--out-dir', str(tmp_path), '--imgsz', '500']
+    assert main(argv) == 2
+    assert '`export_imgsz` must be a multiple of 32' in capsys.readouterr().err

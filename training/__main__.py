@@ -104,9 +104,13 @@ def _versions() -> dict:
 
 
 def _cmd_export(args) -> int:
-    from training.export import export_onnx  # noqa: PLC0415
+    from training.export import ExportError, export_onnx  # noqa: PLC0415
     from training.train import dataset_hash_many  # noqa: PLC0415
     cfg = config_mod.load(args.config)
+    if args.refiner is not None and (not args.refiner.is_file()
+                                     or args.refiner.resolve().parent != pathlib.Path(args.out_dir).resolve()):
+        raise ExportError(f'--refiner {args.refiner} must be an existing ONNX file in --out-dir '
+                         f'{args.out_dir} (the metadata names it by file name)')
     if args.imgsz is not None:
         cfg = config_mod.validate({**cfg, 'export_imgsz': args.imgsz}, '--imgsz')
     # the same roots in the same order as training used: the hash then equals the trained-on data's
@@ -116,6 +120,9 @@ def _cmd_export(args) -> int:
     onnx_path, json_path = export_onnx(pathlib.Path(args.weights), pathlib.Path(args.out_dir),
                                        args.model_name or cfg['name'], config_mod.export_size(cfg), cfg['opset'],
                                        data_hash, training, cfg['conf_threshold'], cfg['iou_threshold'])
+    if args.refiner is not None:
+        from training.refiner import attach_to_detector  # noqa: PLC0415
+        attach_to_detector(json_path, args.refiner)
     print(json.dumps({'onnx': str(onnx_path), 'metadata': str(json_path)}))
     return 0
 
@@ -209,6 +216,9 @@ def _parser() -> argparse.ArgumentParser:
                    help='dataset root, for the data hash; repeat it for each dataset the weights trained on, '
                         'in the config order (synth, simview, real...)')
     s.add_argument('--imgsz', type=int, help="input size of the exported model (default: the config's export_imgsz)")
+    s.add_argument('--refiner', type=pathlib.Path,
+                   help='a trained refiner ONNX in --out-dir to name in the new metadata (re-exporting '
+                        'writes the JSON afresh; without this the refiner entry is gone)')
     s.add_argument('--out-dir', default=str(ROOT / 'models'))
     s.add_argument('--model-name')
     s.set_defaults(func=_cmd_export)
