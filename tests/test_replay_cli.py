@@ -36,6 +36,7 @@ def test_replay_prints_state_changes_then_a_json_summary_last(replayed):
     lines = done.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     assert summary['frames_published'] == summary['frames_processed'] == 30
+    assert summary['frames_dropped'] == summary['frames_lost_before_node'] == 0
     assert summary['final_state'] == 'DANGER_LATCHED'   # the tiny model sees a danger sign in bright frames
     changes = [line for line in lines[:-1] if ' -> ' in line]
     assert len(changes) == summary['state_changes'] >= 2

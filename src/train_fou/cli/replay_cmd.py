@@ -74,9 +74,13 @@ def summarize(bag_path, player, observed, changes, wall_s: float) -> dict:
     latencies = np.asarray(plausible) if plausible else None
     inference = np.asarray([f.inference_ms for f in frames]) if frames else None
     final = changes[-1].after if changes else None
+    dropped = frames[-1].frames_dropped if frames else 0
     return {
         'bag': str(bag_path), 'frames_published': player.published, 'frames_processed': len(frames),
-        'frames_dropped': frames[-1].frames_dropped if frames else 0,
+        'frames_dropped': dropped,
+        # replaced in the keep-last-1 subscription queue before the node's callback took them
+        # (a busy machine), so the node never saw them: every published frame is accounted for
+        'frames_lost_before_node': max(0, player.published - len(frames) - dropped),
         'frames_with_detections': labels,
         'state_changes': len(changes),
         'states': [STATE_NAMES.get(c.after, str(c.after)) for c in changes],
