@@ -1,6 +1,7 @@
 """`train-fou sim` over real DDS: the real controller and sim hub in the loop, results independent of speed."""
 from __future__ import annotations
 
+import hashlib
 import json
 import pathlib
 import subprocess
@@ -40,6 +41,7 @@ def test_closed_loop_over_dds_equals_the_pure_loop_frame_for_frame(tmp_path):
         assert run[key] == expected[key], key
     assert run['ok'] and run['unanswered_frames'] == 0
     assert document['totals']['all_ok'] is True and document['totals']['runs'] == 1
+    assert document['model'] is None  # no detector judged
     for name in ('run_000.png', 'run_000.gif', 'run_000.mp4', 'summary.json'):
         assert (tmp_path / name).stat().st_size > 1000, name
 
@@ -52,6 +54,9 @@ def test_closed_loop_with_the_shipped_detector_stops_before_the_cliff():
     [run] = document['runs']
     assert run['end_reason'] == 'stopped' and run['stopped_before_cliff'], run
     assert run['unanswered_frames'] == 0 and run['frames'] > 10
+    # the results say which detector they judged
+    assert document['model']['sha256'] == hashlib.sha256(default_model().read_bytes()).hexdigest()
+    assert document['model']['imgsz'] == json.loads(default_model().with_suffix('.json').read_text())['imgsz']
 
 
 def test_bad_scenario_is_one_error_line(tmp_path):

@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     summary_totals['wall_s'] = round(time.monotonic() - started, 1)
     summary_totals['all_ok'] = bool(results) and all(r['ok'] for r in results) and len(results) == args.runs
     document = {'scenario': scenario.name, 'seed': args.seed, 'pipeline': pipeline, 'domain_id': domain_id,
+                'model': None if args.oracle else model_identity(params.get('detector_node', {}).get('model_path')),
                 'runs': results,
                 'totals': summary_totals}
     if args.report:
@@ -178,6 +179,22 @@ def run(args: argparse.Namespace) -> int:
     if stop.is_set():
         return 130
     return 0 if summary_totals['all_ok'] else 1
+
+
+def model_identity(configured: str | None) -> dict:
+    """Which detector a campaign judged: path, sha256 of the file, and the input size it runs at."""
+    import hashlib
+
+    from train_fou.paths import default_model
+    path = pathlib.Path(configured) if configured else default_model()
+    identity: dict = {'path': str(path)}
+    try:
+        identity['sha256'] = hashlib.sha256(path.read_bytes()).hexdigest()
+        meta = json.loads(path.with_suffix('.json').read_text())
+        identity['imgsz'] = meta.get('imgsz')
+    except (OSError, ValueError):  # a results file must still be written
+        pass
+    return identity
 
 
 def _run_line(r: dict) -> str:
