@@ -1,6 +1,6 @@
 """The refiner: crops from YOLO datasets -> tiny CNN -> ONNX + the detector's metadata.
 
-The detector confuses 30 and 50 because it reads the frame at 416 px, and takes
+The detector confuses 30 and 50 because it reads the frame at 416-512 px, and takes
 red discs for stop signs; the refiner (train_fou.vision.refine) re-reads each
 speed-limit and stop detection from the 640x480 source. Its training crops are
 cut with the runtime's own `crop_square`, from three sources per image:

@@ -1,7 +1,7 @@
 """A second look at red signs: a small classifier re-reads them at source resolution.
 
-Why: the detector sees the 640x480 frame letterboxed to 416 px, where a 20 px
-`30` at reaction distance shrinks to 13 px with digits of about 5 px; the
+Why: the detector sees the 640x480 frame letterboxed to 416-512 px, where a 20 px
+`30` at reaction distance shrinks to 13-16 px with digits of 5-6 px; the
 detector finds the sign but confuses 30 with 50, and takes red discs and
 red-ringed distractors for signs. The refiner crops each detection of a class
 it `applies_to` (the speed limits and stop) from the *source* image (those
