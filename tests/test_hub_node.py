@@ -86,9 +86,12 @@ def test_hub_state_is_published_periodically(ros_context, spin):
     bench = Controller(ros_context)
     spin(hub_node, bench)
     assert wait_until(lambda: bench.latest() is not None and bench.latest().connected, 5.0)
-    start, count = time.monotonic(), len(bench.states)
-    assert wait_until(lambda: len(bench.states) - count >= 5, 2.0)
-    assert time.monotonic() - start < 1.2
+    count = len(bench.states)
+    assert wait_until(lambda: len(bench.states) - count >= 11, 10.0)
+    stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in bench.states[count:count + 11]]
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+    # the node's own stamps and the median gap (state_rate_hz 10): robust to a stalled CI machine
+    assert 0.05 <= gaps[len(gaps) // 2] <= 0.15, gaps
 
 
 def test_on_shutdown_writes_an_acknowledged_brake_before_disconnecting(ros_context, spin):

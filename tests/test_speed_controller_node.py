@@ -103,9 +103,13 @@ def test_commands_are_republished_at_least_at_10_hz_while_nothing_changes(rig):
     assert wait_until(lambda: bench.state_is(SpeedCommand.CRUISE), 5.0)
     bench.signs = None
     assert wait_until(lambda: bench.state_is(SpeedCommand.FAILSAFE), 2.0)
-    start, count = time.monotonic(), len(bench.commands)
-    assert wait_until(lambda: len(bench.commands) - count >= 10, 2.0)
-    assert time.monotonic() - start <= 1.0 + 0.2
+    count = len(bench.commands)
+    assert wait_until(lambda: len(bench.commands) - count >= 21, 5.0)
+    arrivals = [t for t, _ in bench.commands[count:count + 21]]
+    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:]))
+    # the median gap, not the window's length: a stalled CI machine delays one or two commands
+    # (they then arrive in a burst), but a node publishing slower than 10 Hz moves the median
+    assert gaps[len(gaps) // 2] <= 0.1, gaps
 
 
 def test_limit_sign_caps_power_and_source_stamp_is_the_image_stamp(rig):
