@@ -105,7 +105,7 @@ def _versions() -> dict:
 
 def _cmd_export(args) -> int:
     from training.export import ExportError, export_onnx  # noqa: PLC0415
-    from training.train import dataset_hash_many  # noqa: PLC0415
+    from training.dataset import dataset_hash_many  # noqa: PLC0415
     cfg = config_mod.load(args.config)
     if args.refiner is not None and (not args.refiner.is_file()
                                      or args.refiner.resolve().parent != pathlib.Path(args.out_dir).resolve()):

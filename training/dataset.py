@@ -133,6 +133,16 @@ def dataset_hash(root: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+def dataset_hash_many(roots) -> str:
+    """The data hash of training on several datasets, in order (one dataset: its own hash)."""
+    if len(roots) == 1:
+        return dataset_hash(roots[0])
+    digest = hashlib.sha256()
+    for root in roots:
+        digest.update(dataset_hash(root).encode())
+    return digest.hexdigest()
+
+
 # --- import of real labelled photos
 
 def split_for(name: str, val_fraction: float, test_fraction: float) -> str:

@@ -11,7 +11,7 @@ import yaml
 
 from train_fou.render.signs import CLASS_NAMES
 from training import config as config_mod
-from training.dataset import SPLITS, dataset_hash, load_names, write_data_yaml
+from training.dataset import SPLITS, dataset_hash_many, load_names, write_data_yaml
 from training.offline import RUNS_DIR, offline
 from training.synth import SynthConfig, generate_dataset, preview_grid
 
@@ -82,16 +82,6 @@ def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1
     data_yaml = workdir / 'data.yaml'
     data_yaml.write_text(yaml.safe_dump(combined, sort_keys=False))
     return data_yaml, digest
-
-
-def dataset_hash_many(roots) -> str:
-    import hashlib  # noqa: PLC0415
-    if len(roots) == 1:
-        return dataset_hash(roots[0])
-    digest = hashlib.sha256()
-    for root in roots:
-        digest.update(dataset_hash(root).encode())
-    return digest.hexdigest()
 
 
 def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None = None,
