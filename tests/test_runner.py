@@ -1,4 +1,5 @@
 """The composition runner starts nodes with their parameters and stops cleanly on signals."""
+import os
 import pathlib
 import signal
 import subprocess
@@ -10,17 +11,25 @@ from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
 from conftest import wait_until
+from train_fou.executors import EXECUTOR_ENV, EXECUTORS, ExecutorChoiceError, executor_kind, make_executor
 from train_fou.qos import RELIABLE
 
 TESTS_DIR = pathlib.Path(__file__).parent
 
 
-@pytest.mark.parametrize('signum', [signal.SIGINT, signal.SIGTERM])
-def test_runner_applies_parameters_and_calls_on_shutdown_on_signal(tmp_path, ros_context, signum):
+def _env(kind):
+    env = {k: v for k, v in os.environ.items() if k != EXECUTOR_ENV}
+    return env if kind is None else dict(env, **{EXECUTOR_ENV: kind})
+
+
+@pytest.mark.parametrize('signum, kind', [(signal.SIGINT, None), (signal.SIGTERM, None),
+                                          (signal.SIGTERM, 'single'), (signal.SIGTERM, 'multi')])
+def test_runner_applies_parameters_and_calls_on_shutdown_on_signal(tmp_path, ros_context, signum, kind):
+    """On each executor (None: the default, events): parameters in, timer runs, on_shutdown on the signal."""
     marker = tmp_path / 'shutdown.txt'
     process = subprocess.Popen(
         [sys.executable, '-m', 'helpers.probe_node', 'bonjour', str(marker)], cwd=TESTS_DIR,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(kind))
     node = rclpy.create_node('runner_probe_listener', context=ros_context)
     executor = SingleThreadedExecutor(context=ros_context)
     executor.add_node(node)
@@ -38,3 +47,58 @@ def test_runner_applies_parameters_and_calls_on_shutdown_on_signal(tmp_path, ros
             process.kill()
         executor.shutdown()
         node.destroy_node()
+
+
+@pytest.mark.parametrize('argument, env, expected', [
+    (None, None, 'events'),
+    (None, 'single', 'single'),
+    (None, ' multi ', 'multi'),
+    (None, '', 'events'),
+    ('single', 'multi', 'single'),  # the explicit choice wins over the variable
+    ('events', 'single', 'events'),
+])
+def test_executor_kind_comes_from_the_argument_then_the_variable_then_events(monkeypatch, argument, env, expected):
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    if env is not None:
+        monkeypatch.setenv(EXECUTOR_ENV, env)
+    assert executor_kind(argument) == expected
+
+
+@pytest.mark.parametrize('argument, env, message', [
+    ('fast', None, "executor='fast': expected one of events, single, multi"),
+    (None, 'Events', f"${EXECUTOR_ENV}='Events': expected one of events, single, multi"),
+])
+def test_an_unknown_executor_kind_names_the_value_and_where_it_came_from(monkeypatch, argument, env, message):
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    if env is not None:
+        monkeypatch.setenv(EXECUTOR_ENV, env)
+    with pytest.raises(ExecutorChoiceError) as caught:
+        executor_kind(argument)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize('kind', EXECUTORS)
+def test_every_executor_kind_delivers_a_message(ros_context, kind, capsys):
+    """capsys: sys.stderr has no file descriptor, which the events executor's constructor needs."""
+    executor = make_executor(kind, context=ros_context)
+    node = rclpy.create_node(f'executor_probe_{kind}', context=ros_context)
+    try:
+        executor.add_node(node)
+        received = []
+        node.create_subscription(String, 'executor_probe', lambda m: received.append(m.data), RELIABLE)
+        publisher = node.create_publisher(String, 'executor_probe', RELIABLE)
+        node.create_timer(0.02, lambda: publisher.publish(String(data=kind)))
+        assert wait_until(lambda: received, 10.0, spin=lambda s: executor.spin_once(timeout_sec=s))
+        assert received[0] == kind
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+
+
+def test_a_node_executable_refuses_an_unknown_executor_with_one_line():
+    code = 'import sys; from train_fou.nodes import run_node; sys.exit(run_node("speed_controller", []))'
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
+                          env=_env('fastest'))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"speed_controller: error: ${EXECUTOR_ENV}='fastest': "
+                                   'expected one of events, single, multi')

@@ -27,6 +27,8 @@ import tempfile
 import threading
 import time
 
+from train_fou.cli.run_cmd import add_executor_argument
+
 HELP = 'benchmark the detector: bare inference, node over DDS, whole pipeline, ultralytics'
 
 E2E_NODES = ('speed_controller', 'hub_node')
@@ -71,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='frame rate of the soak run (default: %(default)s)')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: node, e2e, ultralytics')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
+    add_executor_argument(parser)
 
 
 def percentile(values, q):
@@ -387,7 +390,6 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     """raw vs node (alternating), then the e2e pipeline run when its nodes exist."""
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Image
@@ -396,6 +398,7 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     from train_fou.msg import SignDetectionArray, SpeedCommand
     from train_fou.nodes import NODE_CLASSES
     from train_fou.nodes.detector_node import DetectorNode
+    from train_fou.executors import executor_kind, make_executor
     from train_fou.nodes.runner import destroy_nodes
 
     skip = set(filter(None, args.skip.split(',')))
@@ -420,7 +423,8 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         bench.create_subscription(SignDetectionArray, 'signs/detections', collector.on_detections, qos.RELIABLE,
                                   raw=True)
         bench.create_subscription(SpeedCommand, 'train/speed_command', collector.on_command, qos.RELIABLE)
-        executor = SingleThreadedExecutor(context=context)
+        result['executor'] = executor_kind(args.executor)
+        executor = make_executor(result['executor'], context=context)
         for node in nodes:
             executor.add_node(node)
 

@@ -13,6 +13,8 @@ import pathlib
 import sys
 import time
 
+from train_fou.cli.run_cmd import add_executor_argument
+
 HELP = 'run the whole pipeline with a bag as the camera; state changes as lines, JSON summary last'
 
 #: After the last frame, wait at most this long (wall) for the pipeline's last answers.
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='write a plot, an annotated GIF and summary.json into DIR')
     parser.add_argument('--hub', choices=('sim', 'ble'), default='sim', help='hub backend (default: %(default)s)')
     parser.add_argument('--model', default='', help='detector model (default: models/signs.onnx)')
+    add_executor_argument(parser)
 
 
 def state_line(change, first_stamp_ns: int) -> str:
@@ -116,12 +119,12 @@ def run(args: argparse.Namespace) -> int:
 
     import rclpy
     from rclpy.context import Context
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     from train_fou import pipelines
     from train_fou.cli import CliError
     from train_fou.nodes.pipeline_monitor import PipelineMonitor
+    from train_fou.executors import make_executor
     from train_fou.nodes.runner import create_nodes, destroy_nodes, install_stop_signals
     from train_fou.record import BagRecorder, RecordError
     from train_fou.vision.errors import BagError
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     restore = install_stop_signals(stop)
     context = Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
-    executor = MultiThreadedExecutor(context=context)
+    executor = make_executor(args.executor, context=context)
     nodes: list = []
     changes = []
     started = time.monotonic()

@@ -5,7 +5,7 @@ import argparse
 import json
 import pathlib
 
-HELP = 'run pipeline nodes in one process (MultiThreadedExecutor) until Ctrl-C or SIGTERM'
+HELP = 'run pipeline nodes in one process (one executor) until Ctrl-C or SIGTERM'
 
 #: What `train-fou run` starts without --nodes: the bag/sim-free pipeline core.
 DEFAULT_NODES = ('detector_node', 'speed_controller', 'hub_node')
@@ -20,9 +20,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar='YAML', help='extra ROS 2 parameter file, applied after config/<node>.yaml; repeatable')
     parser.add_argument('--namespace', default='', help='namespace for every node (moves all topics)')
     parser.add_argument('--list', action='store_true', help='list the known nodes and exit')
+    add_executor_argument(parser)
     parser.add_argument('--pipeline', choices=PIPELINE_NAMES, default=None,
                         help='start a whole pipeline as its launch file does (nodes, parameter files, '
                              'overrides from train_fou.pipelines); replaces --nodes')
+
+
+def add_executor_argument(parser: argparse.ArgumentParser) -> None:
+    from train_fou.executors import EXECUTOR_ENV, EXECUTORS
+    parser.add_argument('--executor', choices=EXECUTORS, default=None,
+                        help=f'rclpy executor: events (C++, the default), single or multi (Python); '
+                             f'default: ${EXECUTOR_ENV} or events')
 
 
 def load_node_params(names, extra_files) -> dict:
@@ -63,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({'event': 'started', 'nodes': [n.get_fully_qualified_name() for n in nodes]}), flush=True)
 
     try:
-        code = run_composition(names, params=params, namespace=args.namespace, on_started=started)
+        code = run_composition(names, params=params, namespace=args.namespace, on_started=started,
+                               executor_kind=args.executor)
     except UnknownNodeError as err:
         raise CliError(str(err)) from err
     print(json.dumps({'event': 'stopped', 'nodes': names}), flush=True)

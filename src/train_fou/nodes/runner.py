@@ -1,4 +1,5 @@
-"""Run node classes in one process on a MultiThreadedExecutor and stop them safely.
+"""Run node classes in one process on one executor (train_fou.executors) and stop
+them safely.
 
 This is `ros2 launch` for machines without launch_ros: `train-fou run` and the
 per-node executables go through here. SIGINT and SIGTERM only set an event;
@@ -14,9 +15,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 import rclpy
 from rclpy.signals import SignalHandlerOptions
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
+from train_fou.executors import executor_kind as check_executor_kind
+from train_fou.executors import make_executor
 from train_fou.nodes import node_class
 
 log = logging.getLogger('train_fou.runner')
@@ -88,13 +90,14 @@ def run_composition(names: Sequence[str], params: dict[str, dict[str, Any]] | No
                     namespace: str = '', ros_args: list[str] | None = None,
                     stop: threading.Event | None = None,
                     on_started: Callable[[list], None] | None = None,
-                    num_threads: int | None = None) -> int:
+                    num_threads: int | None = None, executor_kind: str | None = None) -> int:
     """Start `names` in this process, spin until SIGINT/SIGTERM (or `stop`), shut down cleanly."""
+    executor_kind = check_executor_kind(executor_kind)  # a bad $TRAIN_FOU_EXECUTOR: one line, before init
     stop = stop or threading.Event()
     restore = install_stop_signals(stop) if threading.current_thread() is threading.main_thread() else None
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
     nodes: list = []
-    executor = MultiThreadedExecutor(num_threads=num_threads)
+    executor = make_executor(executor_kind, num_threads=num_threads)
     try:
         nodes = create_nodes(names, params, namespace)
         for node in nodes:

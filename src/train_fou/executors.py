@@ -1,0 +1,67 @@
+"""Which rclpy executor spins the nodes: one choice for run, replay, bench and the node executables.
+
+The executor is rclpy's C++ EventsExecutor by default. Every callback of these
+nodes is short (inference, BLE and the bag reader have their own threads), so
+one executor thread serves them all, and the Python executors' own work per
+callback was the node's largest cost: `train-fou bench`, image message in ->
+detections out, on this project's 2-core CPU, 512 px model (bare inference
+19.7 ms): events +2.3 ms, single-threaded +2.8 ms, multi-threaded +9.0 ms.
+The kind is light to import (no rclpy until an executor is made), so the CLI's
+argument parsers can list the choices.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+#: --executor choices: rclpy's C++ events executor, or its Python single/multi-threaded ones.
+EXECUTORS = ('events', 'single', 'multi')
+#: The per-node executables and launch files take the kind from this variable (default: events).
+EXECUTOR_ENV = 'TRAIN_FOU_EXECUTOR'
+
+
+class ExecutorChoiceError(ValueError):
+    """An executor kind that does not exist (names the value and where it came from)."""
+
+
+def default_executor_kind() -> str:
+    return os.environ.get(EXECUTOR_ENV, '').strip() or 'events'
+
+
+def executor_kind(kind: str | None = None) -> str:
+    """`kind`, or $TRAIN_FOU_EXECUTOR, or events; checked against EXECUTORS."""
+    chosen = kind or default_executor_kind()
+    if chosen not in EXECUTORS:
+        source = 'executor' if kind else f'${EXECUTOR_ENV}'
+        raise ExecutorChoiceError(f'{source}={chosen!r}: expected one of {", ".join(EXECUTORS)}')
+    return chosen
+
+
+def make_executor(kind: str | None = None, context=None, num_threads: int | None = None):
+    """A new executor of `kind` (see executor_kind) on `context` (None: rclpy's default context)."""
+    kind = executor_kind(kind)
+    if kind == 'events':
+        return _events_executor(context)
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+    if kind == 'single':
+        return SingleThreadedExecutor(context=context)
+    return MultiThreadedExecutor(num_threads=num_threads, context=context)
+
+
+def _events_executor(context):
+    """rclpy's EventsExecutor, also where sys.stderr has no file descriptor (pytest, notebooks).
+
+    Its constructor enables faulthandler on sys.stderr, which raises without a
+    real file: the process's own stderr is lent to it for that call.
+    """
+    from rclpy.experimental import EventsExecutor
+    stderr = sys.stderr
+    try:
+        stderr.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        sys.stderr = sys.__stderr__
+    try:
+        return EventsExecutor(context=context)
+    finally:
+        sys.stderr = stderr
