@@ -48,6 +48,8 @@ def is_user_error(err: BaseException) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from train_fou.dds import use_project_transport
+    use_project_transport()  # before any rclpy.init: camera frames must cross processes
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
