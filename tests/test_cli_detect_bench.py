@@ -87,6 +87,16 @@ def test_bench_reports_raw_and_node_times_and_says_why_others_are_null(model, ca
         assert 'ultralytics is not importable here' in result['reasons']['ultralytics']
 
 
+def test_bench_can_run_the_node_in_its_own_process_as_ros2_launch_does(model, capsys):
+    code = main(['bench', '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240',
+                 '--skip', 'e2e,ultralytics', '--node-process', '--executor', 'single', '--json'])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['node_in'] == 'own process' and result['executor'] == 'single'
+    assert result['node_ms_p50'] > 0 and result['node_frames_lost'] == 0
+    assert result['node_stage_ms_p50']['inference'] > 0  # the child's own figures came back in its messages
+
+
 def test_bench_rejects_a_bad_size(model):
     done = subprocess.run(TRAIN_FOU + ['bench', '--model', str(model), '--size', 'big'],
                           capture_output=True, text=True, timeout=60)

@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='also stream frames to the node for S seconds and report latency over time')
     parser.add_argument('--soak-fps', type=float, default=30.0,
                         help='frame rate of the soak run (default: %(default)s)')
+    parser.add_argument('--node-process', action='store_true',
+                        help='run detector_node in its own process (`train-fou run`, as ros2 launch does on the '
+                             'Jetson) instead of in the bench process')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: node, e2e, ultralytics')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     add_executor_argument(parser)
@@ -386,6 +389,24 @@ def measure_e2e(detector, frames, pub, collector, executor, nodes, namespace, co
         result['reasons']['e2e'] += f'; {missed} cycles gave no brake within 1 s'
 
 
+def start_node_process(params: dict, namespace: str, executor: str, scratch) -> subprocess.Popen:
+    """detector_node as `train-fou run` in its own process (its own interpreter and GIL)."""
+    path = pathlib.Path(scratch.name) / 'detector_node.yaml'
+    path.write_text(json.dumps({'detector_node': {'ros__parameters': params}}))  # JSON is YAML
+    return subprocess.Popen([sys.executable, '-m', 'train_fou.cli', 'run', '--nodes', 'detector_node',
+                             '--namespace', namespace, '--params', str(path), '--executor', executor],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop_node_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
 def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> None:
     """raw vs node (alternating), then the e2e pipeline run when its nodes exist."""
     import rclpy
@@ -410,12 +431,19 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     namespace = f'/train_fou_bench_{os.getpid()}'
     nodes, executor, spinner, stop = [], None, None, threading.Event()
     callback_errors: list[str] = []
+    node_process = None
+    scratch = tempfile.TemporaryDirectory(prefix='train_fou_bench_')
+    result['executor'] = executor_kind(args.executor)
+    result['node_in'] = 'own process' if args.node_process else 'bench process'
     try:
-        if 'node' not in skip:
+        node_params = {'model_path': str(model_path), 'backend': backend.name,
+                       'conf_threshold': float(detector.conf_threshold),
+                       'iou_threshold': float(detector.iou_threshold)}
+        if 'node' not in skip and args.node_process:
+            node_process = start_node_process(node_params, namespace, result['executor'], scratch)
+        elif 'node' not in skip:
             nodes.append(DetectorNode(context=context, namespace=namespace, parameter_overrides=[
-                Parameter('model_path', value=str(model_path)), Parameter('backend', value=backend.name),
-                Parameter('conf_threshold', value=float(detector.conf_threshold)),
-                Parameter('iou_threshold', value=float(detector.iou_threshold))]))
+                Parameter(name, value=value) for name, value in node_params.items()]))
         bench = Node('bench', namespace=namespace, context=context)
         nodes.append(bench)
         collector = _Collector()
@@ -423,7 +451,6 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         bench.create_subscription(SignDetectionArray, 'signs/detections', collector.on_detections, qos.RELIABLE,
                                   raw=True)
         bench.create_subscription(SpeedCommand, 'train/speed_command', collector.on_command, qos.RELIABLE)
-        result['executor'] = executor_kind(args.executor)
         executor = make_executor(result['executor'], context=context)
         for node in nodes:
             executor.add_node(node)
@@ -436,8 +463,11 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
                     callback_errors.append(f'{type(err).__name__}: {err}')
         spinner = threading.Thread(target=spin, name='bench_spin', daemon=True)
         spinner.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (60 if node_process else 10)
         while 'node' not in skip and pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            if node_process is not None and node_process.poll() is not None:
+                raise RuntimeError(f'detector_node process exited with {node_process.returncode}: '
+                                   f'{node_process.communicate()[1].strip()[-500:]}')
             time.sleep(0.01)
         messages = SerializedFrames(frames)
         total = args.warmup + len(frames)
@@ -474,6 +504,9 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
             if callback_errors:
                 result['reasons']['e2e'] = f'a pipeline callback failed ({len(callback_errors)}x): {callback_errors[0]}'
     finally:
+        if node_process is not None:
+            stop_node_process(node_process)
+        scratch.cleanup()
         destroy_nodes(nodes)  # while the executor still spins: the hub brakes and publishes its state
         stop.set()
         if spinner is not None:
