@@ -14,6 +14,8 @@ import pathlib
 import sys
 import time
 
+from train_fou.cli.run_cmd import add_executor_argument
+
 HELP = 'closed-loop runs on the virtual track (cliff, signs, train dynamics); JSON results, optional report'
 
 #: A run that has not ended after this much wall time per simulated second is abandoned.
@@ -32,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--params', action='append', type=pathlib.Path, default=[], metavar='YAML',
                         help='extra ROS 2 parameter file for the pipeline nodes; repeatable')
     parser.add_argument('--model', default='', help='detector model (default: models/signs.onnx)')
+    add_executor_argument(parser)
     parser.add_argument('--domain-id', type=int, default=None, metavar='N',
                         help='ROS domain of the runs (default: a random private one, so that no other ROS graph '
                              'on the network can disturb a campaign; give yours to watch it in rqt/RViz)')
@@ -64,21 +67,21 @@ def timeline_from_sim(sim, title: str):
     return timeline
 
 
-def run_one(context, names, params, stop, wall_limit_s: float):
+def run_one(context, names, params, stop, wall_limit_s: float, executor_kind: str | None = None):
     """Start the pipeline, spin until track_sim reports its result; returns the track_sim node.
 
-    One executor thread: the nodes' callbacks are short (inference has its own
-    thread, the hub its own asyncio loop), and in lockstep nothing runs in
-    parallel anyway; a single thread halves the wall time of a run against
-    the MultiThreadedExecutor and keeps the order of callbacks steadier.
+    One executor thread (train_fou.executors, events by default): the nodes'
+    callbacks are short (inference has its own thread, the hub its own asyncio
+    loop), and in lockstep nothing runs in parallel anyway; a single thread
+    halves the wall time of a run against the MultiThreadedExecutor and keeps
+    the order of callbacks steadier.
     """
-    from rclpy.executors import SingleThreadedExecutor
-
+    from train_fou.executors import make_executor
     from train_fou.nodes.runner import create_nodes, destroy_nodes
 
     nodes = create_nodes(names, params, context=context)
     sim = nodes[names.index('track_sim')]
-    executor = SingleThreadedExecutor(context=context)
+    executor = make_executor(executor_kind, context=context)
     try:
         for node in nodes:
             executor.add_node(node)
@@ -138,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             if args.report:
                 run_params['track_sim']['keep_frames_every'] = 2
             t0 = time.monotonic()
-            sim = run_one(context, names, run_params, stop, WALL_S_PER_SIM_S * world.max_time_s)
+            sim = run_one(context, names, run_params, stop, WALL_S_PER_SIM_S * world.max_time_s, args.executor)
             wall_s = time.monotonic() - t0
             if sim.result is None:
                 if stop.is_set():
