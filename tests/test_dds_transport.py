@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image
 
 from conftest import wait_until
 from train_fou import qos
-from train_fou.dds import PROFILE_ENV, USER_CHOICES, use_project_transport
+from train_fou.dds import LEGACY_PROFILE_ENV, PROFILE_ENV, USER_CHOICES, use_project_transport
 from train_fou.paths import config_path
 
 TRAIN_FOU = pathlib.Path(sys.prefix) / 'bin' / 'train-fou'
@@ -34,12 +34,16 @@ WIDTH, HEIGHT, FPS = 640, 480, 15.0
     ({'FASTRTPS_DEFAULT_PROFILES_FILE': '/etc/old_name.xml'}, False),
     ({'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}, False),
     ({PROFILE_ENV: ''}, True),  # set but empty: nothing chosen
+    ({'ROS_DISTRO': 'kilted'}, True),
+    ({'ROS_DISTRO': 'jazzy'}, True),
 ])
 def test_the_project_profile_is_used_unless_the_user_chose_a_transport(environ, applied):
     before = dict(environ)
     result = use_project_transport(environ)
     if applied:
         assert result == str(config_path('fastdds.xml')) and environ[PROFILE_ENV] == result
+        # Fast DDS 2.x (Humble to Jazzy) reads only the old name; Kilted would warn about it
+        assert environ.get(LEGACY_PROFILE_ENV) == (result if before.get('ROS_DISTRO') == 'jazzy' else None)
     else:
         assert result is None and environ == before
 

@@ -102,3 +102,15 @@ def test_a_node_executable_refuses_an_unknown_executor_with_one_line():
     assert done.returncode == 2
     assert done.stderr.strip() == (f"speed_controller: error: ${EXECUTOR_ENV}='fastest': "
                                    'expected one of events, single, multi')
+
+
+def test_without_an_events_executor_the_events_kind_falls_back_to_single(monkeypatch, caplog):
+    """Humble's rclpy has no EventsExecutor: the node executables must still start."""
+    from train_fou import executors
+    monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+    monkeypatch.setattr(executors, 'events_available', lambda: False)
+    monkeypatch.setattr(executors, '_warned_no_events', False)
+    assert executor_kind() == 'single' and executor_kind('events') == 'single'
+    assert executor_kind('multi') == 'multi'
+    assert [r.getMessage() for r in caplog.records].count(
+        'this rclpy has no EventsExecutor (ROS 2 Kilted and later): using the single-threaded executor') == 1

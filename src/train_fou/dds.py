@@ -13,8 +13,11 @@ from typing import MutableMapping
 log = logging.getLogger('train_fou.dds')
 
 PROFILE_ENV = 'FASTDDS_DEFAULT_PROFILES_FILE'
+#: Fast DDS 2.x (ROS 2 Humble, Iron, Jazzy) reads only this name; Kilted's warns that it is deprecated.
+LEGACY_PROFILE_ENV = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+LEGACY_DISTROS = ('humble', 'iron', 'jazzy')
 #: Any of these set by the user means a transport was chosen on purpose: leave it.
-USER_CHOICES = (PROFILE_ENV, 'FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_BUILTIN_TRANSPORTS')
+USER_CHOICES = (PROFILE_ENV, LEGACY_PROFILE_ENV, 'FASTDDS_BUILTIN_TRANSPORTS')
 FAST_DDS_RMWS = ('rmw_fastrtps_cpp', 'rmw_fastrtps_dynamic_cpp')
 PROFILE_NAME = 'fastdds.xml'
 
@@ -36,4 +39,6 @@ def use_project_transport(environ: MutableMapping[str, str] | None = None) -> st
         log.warning('%s missing: camera frames may not cross processes (rebuild the package)', profile)
         return None
     environ[PROFILE_ENV] = str(profile)
+    if environ.get('ROS_DISTRO', '') in LEGACY_DISTROS:
+        environ[LEGACY_PROFILE_ENV] = str(profile)
     return str(profile)
