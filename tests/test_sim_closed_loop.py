@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from train_fou.executors import executor_kind
 from train_fou.paths import config_path, default_model
 from train_fou.policy import load_policy
 from train_fou.sim.drive import drive
@@ -42,6 +43,7 @@ def test_closed_loop_over_dds_equals_the_pure_loop_frame_for_frame(tmp_path):
     assert run['ok'] and run['unanswered_frames'] == 0
     assert document['totals']['all_ok'] is True and document['totals']['runs'] == 1
     assert document['model'] is None  # no detector judged
+    assert document['executor'] == executor_kind()  # events unless $TRAIN_FOU_EXECUTOR says otherwise
     for name in ('run_000.png', 'run_000.gif', 'run_000.mp4', 'summary.json'):
         assert (tmp_path / name).stat().st_size > 1000, name
 

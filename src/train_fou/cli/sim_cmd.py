@@ -15,6 +15,7 @@ import sys
 import time
 
 from train_fou.cli.run_cmd import add_executor_argument
+from train_fou.executors import executor_kind
 
 HELP = 'closed-loop runs on the virtual track (cliff, signs, train dynamics); JSON results, optional report'
 
@@ -170,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
     summary_totals['all_ok'] = bool(results) and all(r['ok'] for r in results) and len(results) == args.runs
     document = {'scenario': scenario.name, 'seed': args.seed, 'pipeline': pipeline, 'domain_id': domain_id,
                 'model': None if args.oracle else model_identity(params.get('detector_node', {}).get('model_path')),
+                'executor': executor_kind(args.executor),
                 'runs': results,
                 'totals': summary_totals}
     if args.report:
