@@ -9,7 +9,7 @@ work per callback was the largest cost on the control path. `train-fou bench
 whole-pipeline p99 (image stamp -> brake written to the sim hub):
 events +2.2 ms and 27.5-37 ms, single-threaded +3.1 ms and 55 ms,
 multi-threaded (what `train-fou run`, replay and the node executables used
-before) +65 ms and 554 ms.
+before) +65 ms and 554-1078 ms.
 
 The kind is light to import (no rclpy until an executor is made), so the CLI's
 argument parsers can list the choices.
