@@ -1,8 +1,8 @@
 """Camera frames cross process boundaries (ros2 launch runs each node in its own process).
 
 With ROS 2's default Fast DDS transports a 640x480 bgr8 frame (921 KB) does not fit the
-shared-memory segment and goes over UDP in fragments; best effort then lost about 49 of
-50 frames between two processes on this machine. config/fastdds.xml fixes that.
+shared-memory segment and goes over UDP in fragments; best effort then delivered 1-5 of
+50-60 frames between two processes on this machine. config/fastdds.xml fixes that.
 """
 import os
 import pathlib
@@ -87,9 +87,11 @@ def test_full_size_camera_frames_reach_a_subscriber_in_another_process(tmp_path,
         assert wait_until(lambda: sizes or camera.poll() is not None, 30.0, spin=spin), 'no frame within 30 s'
         assert camera.poll() is None, camera.communicate(timeout=5)[1][-2000:]
         first = len(sizes)
-        wait_until(lambda: False, 4.0, spin=spin)  # 4 s of a 15 fps stream: ~60 frames published
+        # 60 more frames take 4 s at 15 fps; 12 s allow for a stalled machine. With ROS 2's
+        # default transports 21 arrived in 8 s.
+        wait_until(lambda: len(sizes) - first >= 60, 12.0, spin=spin)
         received = len(sizes) - first
-        assert received >= 30, f'{received} of ~{4 * FPS:.0f} frames arrived in 4 s'
+        assert received >= 60, f'{received} frames arrived in 12 s of a {FPS:g} fps stream'
         assert sizes[-1] == (WIDTH, HEIGHT, WIDTH * HEIGHT * 3)
     finally:
         camera.terminate()

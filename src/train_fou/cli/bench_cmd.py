@@ -416,10 +416,10 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     from sensor_msgs.msg import Image
 
     from train_fou import qos
+    from train_fou.executors import executor_kind, make_executor
     from train_fou.msg import SignDetectionArray, SpeedCommand
     from train_fou.nodes import NODE_CLASSES
     from train_fou.nodes.detector_node import DetectorNode
-    from train_fou.executors import executor_kind, make_executor
     from train_fou.nodes.runner import destroy_nodes
 
     skip = set(filter(None, args.skip.split(',')))

@@ -123,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
     from train_fou import pipelines
     from train_fou.cli import CliError
-    from train_fou.nodes.pipeline_monitor import PipelineMonitor
     from train_fou.executors import make_executor
+    from train_fou.nodes.pipeline_monitor import PipelineMonitor
     from train_fou.nodes.runner import create_nodes, destroy_nodes, install_stop_signals
     from train_fou.record import BagRecorder, RecordError
     from train_fou.vision.errors import BagError
