@@ -117,6 +117,35 @@ def test_train_pipeline_drives_the_ble_hub_at_the_given_address():
     assert params['hub_node']['backend'] == 'ble' and params['hub_node']['hub_address'] == '90:84:2B:00:11:22'
 
 
+@pytest.mark.parametrize('compressed, message_type, through, expected', [
+    (False, None, 'argument', 'raw'),
+    (True, None, 'argument', 'compressed'),
+    (True, None, 'params_file', 'compressed'),  # the bag named in a parameter file decides too
+    (True, 'raw', 'argument', 'raw'),  # no raw topic in the bag: the player reports it; the default stays
+])
+def test_the_replay_detector_listens_where_the_bag_player_publishes(tmp_path, fake_launch, compressed, message_type,
+                                                                    through, expected):
+    """A compressed bag's frames go to camera/image_raw/compressed: the detector must subscribe there."""
+    from vision_fixtures import write_image_bag
+    bag = write_image_bag(tmp_path / 'bag', count=2, compressed=compressed)
+    player = {'bag_path': str(bag), **({'message_type': message_type} if message_type else {})}
+    if through == 'argument':
+        args = {'bag': str(bag)}
+        if message_type:
+            extra = tmp_path / 'extra.yaml'
+            extra.write_text(yaml.safe_dump({'bag_player': {'ros__parameters': {'message_type': message_type}}}))
+            args['params_file'] = str(extra)
+    else:
+        extra = tmp_path / 'extra.yaml'
+        extra.write_text(yaml.safe_dump({'bag_player': {'ros__parameters': player}}))
+        args = {'params_file': str(extra)}
+    params = pipelines.node_parameters('replay', args)
+    assert params['detector_node']['input_transport'] == expected
+    _declared, nodes = launched_nodes('replay', args)  # ros2 launch starts the same
+    detector = next(n for n in nodes if n.kwargs['name'] == 'detector_node')
+    assert merge_like_launch_ros('detector_node', detector.kwargs['parameters'])['input_transport'] == expected
+
+
 def test_bad_arguments_are_one_clear_error():
     with pytest.raises(pipelines.PipelineError, match='unknown pipeline `nope`'):
         pipelines.node_parameters('nope')

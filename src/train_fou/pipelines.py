@@ -155,7 +155,36 @@ def _layers(p: Pipeline, node: str, args: Mapping[str, str], files: Sequence[str
     from_args = argument_parameters(p, node, args)
     if from_args:
         layers.append(from_args)
+    if node == 'detector_node' and 'bag_player' in p.nodes:
+        transport = bag_transport(_merge(_layers(p, 'bag_player', args, files, share), 'bag_player'))
+        if transport is not None:
+            layers.append({'input_transport': transport})
     return layers
+
+
+def _merge(layers: Sequence[Any], node: str) -> dict[str, Any]:
+    """The parameters of `node` that `layers` (paths and dicts, lowest first) give it."""
+    from train_fou.params import load_params_file, params_for_node
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update(layer if isinstance(layer, Mapping) else params_for_node([load_params_file(layer)], node))
+    return values
+
+
+def bag_transport(player: Mapping[str, Any]) -> str | None:
+    """raw or compressed: what the bag player will publish, so the detector listens there.
+
+    The bag decides (a detector on camera/image_raw never sees a compressed bag's
+    frames). None when the bag cannot be read: the player reports that itself.
+    """
+    from train_fou.vision.errors import BagError
+    from train_fou.vision.image_bag import ImageBag
+    try:
+        with ImageBag(player.get('bag_path', ''), player.get('topic', ''),
+                      player.get('message_type', 'auto')) as bag:
+            return bag.kind
+    except (BagError, ValueError):
+        return None
 
 
 def _user_files(args: Mapping[str, str], extra_files: Sequence[str | pathlib.Path]) -> list[str]:
@@ -177,24 +206,10 @@ def node_parameters(name: str, args: Mapping[str, str] | None = None,
                     extra_files: Sequence[str | pathlib.Path] = (),
                     share: pathlib.Path | None = None) -> dict[str, dict[str, Any]]:
     """{node: {parameter: value}} for the composition runner, merged as launch_ros merges."""
-    from train_fou.params import load_params_file, params_for_node
-
     p = pipeline(name)
     args = dict(args or {})
     files = _user_files(args, extra_files)
-    loaded: dict[str, dict] = {}
-    merged: dict[str, dict[str, Any]] = {}
-    for node in p.nodes:
-        values: dict[str, Any] = {}
-        for layer in _layers(p, node, args, files, share):
-            if isinstance(layer, Mapping):
-                values.update(layer)
-            else:
-                if layer not in loaded:
-                    loaded[layer] = load_params_file(layer)
-                values.update(params_for_node([loaded[layer]], node))
-        merged[node] = values
-    return merged
+    return {node: _merge(_layers(p, node, args, files, share), node) for node in p.nodes}
 
 
 def launch_description(name: str):

@@ -143,7 +143,6 @@ def run(args: argparse.Namespace) -> int:
     except pipelines.PipelineError as err:
         raise CliError(str(err)) from err
     params['hub_node']['backend'] = args.hub
-    params['detector_node']['input_transport'] = transport
     names = list(pipelines.pipeline('replay').nodes)
 
     recorder = None
