@@ -96,10 +96,15 @@ def test_every_executor_kind_delivers_a_message(ros_context, kind, capsys):
 
 
 def test_a_node_executable_refuses_an_unknown_executor_with_one_line():
-    code = 'import sys; from train_fou.nodes import run_node; sys.exit(run_node("speed_controller", []))'
-    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60,
-                          env=_env('fastest'))
+    """...and has pointed Fast DDS at the project's profile first (full-size frames between processes)."""
+    from train_fou.dds import PROFILE_ENV, USER_CHOICES
+    from train_fou.paths import config_path
+    code = ('import os, sys; from train_fou.nodes import run_node; code = run_node("speed_controller", []); '
+            f'print(os.environ.get("{PROFILE_ENV}")); sys.exit(code)')
+    env = {k: v for k, v in _env('fastest').items() if k not in USER_CHOICES}
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
+    assert done.stdout.strip() == str(config_path('fastdds.xml'))
     assert done.stderr.strip() == (f"speed_controller: error: ${EXECUTOR_ENV}='fastest': "
                                    'expected one of events, single, multi')
 

@@ -162,12 +162,21 @@ def _layers(p: Pipeline, node: str, args: Mapping[str, str], files: Sequence[str
     return layers
 
 
-def _merge(layers: Sequence[Any], node: str) -> dict[str, Any]:
-    """The parameters of `node` that `layers` (paths and dicts, lowest first) give it."""
+def _merge(layers: Sequence[Any], node: str, loaded: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters of `node` that `layers` (paths and dicts, lowest first) give it.
+
+    `loaded` caches parsed files across calls (one parameter file serves every node).
+    """
     from train_fou.params import load_params_file, params_for_node
+    loaded = {} if loaded is None else loaded
     values: dict[str, Any] = {}
     for layer in layers:
-        values.update(layer if isinstance(layer, Mapping) else params_for_node([load_params_file(layer)], node))
+        if isinstance(layer, Mapping):
+            values.update(layer)
+        else:
+            if layer not in loaded:
+                loaded[layer] = load_params_file(layer)
+            values.update(params_for_node([loaded[layer]], node))
     return values
 
 
@@ -209,7 +218,8 @@ def node_parameters(name: str, args: Mapping[str, str] | None = None,
     p = pipeline(name)
     args = dict(args or {})
     files = _user_files(args, extra_files)
-    return {node: _merge(_layers(p, node, args, files, share), node) for node in p.nodes}
+    loaded: dict[str, Any] = {}
+    return {node: _merge(_layers(p, node, args, files, share), node, loaded) for node in p.nodes}
 
 
 def launch_description(name: str):

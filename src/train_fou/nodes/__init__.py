@@ -41,7 +41,9 @@ def run_node(name: str, argv: list[str] | None = None) -> int:
     import sys
 
     from train_fou.cli import is_user_error
+    from train_fou.dds import use_project_transport
     from train_fou.nodes.runner import run_composition
+    use_project_transport()  # before rclpy.init: camera frames must cross processes (config/fastdds.xml)
     try:
         return run_composition([name], ros_args=list(sys.argv if argv is None else argv))
     except Exception as err:

@@ -17,7 +17,6 @@ import rclpy
 from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
-from train_fou.dds import use_project_transport
 from train_fou.executors import executor_kind as check_executor_kind
 from train_fou.executors import make_executor
 from train_fou.nodes import node_class
@@ -94,7 +93,6 @@ def run_composition(names: Sequence[str], params: dict[str, dict[str, Any]] | No
                     num_threads: int | None = None, executor_kind: str | None = None) -> int:
     """Start `names` in this process, spin until SIGINT/SIGTERM (or `stop`), shut down cleanly."""
     executor_kind = check_executor_kind(executor_kind)  # a bad $TRAIN_FOU_EXECUTOR: one line, before init
-    use_project_transport()  # camera frames must cross processes (config/fastdds.xml)
     stop = stop or threading.Event()
     restore = install_stop_signals(stop) if threading.current_thread() is threading.main_thread() else None
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
