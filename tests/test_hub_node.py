@@ -6,14 +6,19 @@ import time
 
 import pytest
 from conftest import best_of_trials, wait_until
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from test_hub_ble import BRAKE, crowded_world
 
 from train_fou import qos
+from train_fou.executors import make_executor, spin_until
 from train_fou.msg import HubState, SpeedCommand
 from train_fou.nodes.hub_node import HubNode
+
+#: How long a test waits for something to happen: the waits return as soon as it happened (tens
+#: of ms), but a stalled 2-core CI machine once needed 3 s for one reconnect. The dead-man's 0.6 s
+#: is measured from timestamps, not by these waits.
+LIVENESS_S = 20.0
 
 
 class Controller(Node):
@@ -43,10 +48,11 @@ class Controller(Node):
 
 @pytest.fixture
 def spin(ros_context):
-    """Start nodes on a MultiThreadedExecutor in a thread; stop and destroy them afterwards."""
-    executor = MultiThreadedExecutor(context=ros_context)
+    """Start nodes on the shipped executor in a thread; stop and destroy them afterwards."""
+    executor = make_executor(context=ros_context)
     nodes = []
-    thread = threading.Thread(target=executor.spin, daemon=True)
+    stop = threading.Event()
+    thread = threading.Thread(target=spin_until, args=(executor, stop, 0.05), daemon=True)
 
     def add(*new):
         for node in new:
@@ -57,8 +63,9 @@ def spin(ros_context):
     yield add
     for node in reversed(nodes):  # hub first: its on_shutdown needs no executor
         node.destroy_node()
-    executor.shutdown()
+    stop.set()
     thread.join(5)
+    executor.shutdown()
 
 
 def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, spin):
@@ -68,7 +75,7 @@ def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, 
     bench = Controller(ros_context)
     spin(hub_node, bench)
     bench.power = 45
-    assert wait_until(lambda: bench.latest() is not None and bench.latest().applied_power == 45, 5.0)
+    assert wait_until(lambda: bench.latest() is not None and bench.latest().applied_power == 45, LIVENESS_S)
     state = bench.latest()
     assert state.connected and state.backend == 'sim' and state.hub_kind == HubState.HUB_KIND_CITY
     assert state.battery_percent == 100
@@ -76,12 +83,12 @@ def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, 
 
     def commands_stop_until_brake() -> float:
         bench.power = 45  # (again, after an earlier trial's brake)
-        assert wait_until(lambda: bench.latest().applied_power == 45, 5.0)
+        assert wait_until(lambda: bench.latest().applied_power == 45, LIVENESS_S)
         bench.power = None  # kill the command stream
         last = bench.last_sent
-        assert wait_until(lambda: hub_node.virtual_hub.braked[0], 2.0)
+        assert wait_until(lambda: hub_node.virtual_hub.braked[0], LIVENESS_S)  # measured below, from stamps
         braked_at = next(t for t, text in orders if text == 'motor A brake' and t > last)
-        assert wait_until(lambda: bench.latest().applied_power == 0, 1.0)
+        assert wait_until(lambda: bench.latest().applied_power == 0, LIVENESS_S)
         return braked_at - last
 
     delays = best_of_trials(commands_stop_until_brake, 0.6)
@@ -92,9 +99,9 @@ def test_hub_state_is_published_periodically(ros_context, spin):
     hub_node = HubNode(context=ros_context)
     bench = Controller(ros_context)
     spin(hub_node, bench)
-    assert wait_until(lambda: bench.latest() is not None and bench.latest().connected, 5.0)
+    assert wait_until(lambda: bench.latest() is not None and bench.latest().connected, LIVENESS_S)
     count = len(bench.states)
-    assert wait_until(lambda: len(bench.states) - count >= 11, 10.0)
+    assert wait_until(lambda: len(bench.states) - count >= 11, LIVENESS_S)
     stamps = [m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in bench.states[count:count + 11]]
     gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
     # the node's own stamps and the median gap (state_rate_hz 10): robust to a stalled CI machine
@@ -106,16 +113,11 @@ def test_on_shutdown_writes_an_acknowledged_brake_before_disconnecting(ros_conte
     bench = Controller(ros_context)
     spin(hub_node, bench)
     bench.power = 30
-    assert wait_until(lambda: hub_node.virtual_hub.power[0] == 30, 5.0)
+    assert wait_until(lambda: hub_node.virtual_hub.power[0] == 30, LIVENESS_S)
     bench.power = None
     assert hub_node.on_shutdown() is True
     assert hub_node.virtual_hub.orders[-1] == 'motor A brake'
     assert not hub_node.session.status.connected
-
-
-#: How long the reconnect test waits for each step: it returns as soon as the step happened
-#: (tens of ms), but a stalled 2-core CI machine once needed 3 s for one reconnect.
-LIVENESS_S = 20.0
 
 
 def test_ble_backend_picks_the_named_hub_and_brakes_first_after_every_reconnect(ros_context, spin):
@@ -203,7 +205,7 @@ def test_hub_node_reports_its_health_on_diagnostics(ros_context, spin):
                               qos.DIAGNOSTICS)
     spin(hub_node, bench)
     bench.power = 30
-    assert wait_until(lambda: any('power 30 %' in s.message for s in statuses), 5.0), statuses
+    assert wait_until(lambda: any('power 30 %' in s.message for s in statuses), LIVENESS_S), statuses
     status = next(s for s in statuses if 'power 30 %' in s.message)
     assert status.level == DiagnosticStatus.OK
     assert {kv.key: kv.value for kv in status.values}['applied_power'] == '30'

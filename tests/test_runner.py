@@ -1,4 +1,5 @@
 """The composition runner starts nodes with their parameters and stops cleanly on signals."""
+import json
 import os
 import pathlib
 import signal
@@ -93,6 +94,26 @@ def test_every_executor_kind_delivers_a_message(ros_context, kind, capsys):
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+@pytest.mark.parametrize('kind', EXECUTORS)
+def test_messages_published_from_a_worker_thread_reach_a_subscription_in_the_same_process(kind):
+    """The nodes publish from their own threads (camera, bag, inference, BLE) while spin_until spins.
+
+    In a child process, so a deadlock fails by timeout (the stuck publisher holds the GIL).
+    """
+    try:
+        done = subprocess.run([sys.executable, str(TESTS_DIR / 'helpers' / 'thread_publish_probe.py'), kind],
+                              capture_output=True, text=True, timeout=90, env=_env(None))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f'{kind}: publishing from a worker thread hung (the executor deadlocked)')
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # keep-last queues (10 reliable, 5 sensor) may drop a few while a slow executor catches up;
+    # what this guards against is a publish that never returns, or messages that never arrive
+    assert result['received']['reliable'] >= 0.9 * result['published'], result
+    assert result['received']['sensor'] >= 0.5 * result['published'], result
+    assert result['slowest_publish_s'] < 1.0, result
 
 
 def test_a_node_executable_refuses_an_unknown_executor_with_one_line():

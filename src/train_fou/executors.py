@@ -11,6 +11,15 @@ events +2.2 ms and 27.5-37 ms, single-threaded +3.1 ms and 55 ms,
 multi-threaded (what `train-fou run`, replay and the node executables used
 before) +65 ms and 554-1078 ms.
 
+Spin these executors with `spin_until` (a loop of `spin_once`), never with
+`executor.spin()`: rclpy 9.1's EventsExecutor.spin() deadlocks the first time
+anything publishes to a subscription in the same process (from any thread; the
+publisher then spins at 100 % CPU inside `publish`), while its spin_once()
+delivers the same messages in 0.2 ms. `rclpy.spin(node, executor)` is a
+spin_once loop too, so it is safe. tests/test_executors.py holds the
+spin_once contract the nodes rely on (the camera, bag player, detector and hub
+publish from their own threads).
+
 The kind is light to import (no rclpy until an executor is made), so the CLI's
 argument parsers can list the choices.
 """
@@ -20,6 +29,7 @@ import io
 import logging
 import os
 import sys
+import threading
 
 log = logging.getLogger('train_fou.executors')
 _warned_no_events = False
@@ -93,3 +103,9 @@ def _events_executor(context):
         return EventsExecutor(context=context)
     finally:
         sys.stderr = stderr
+
+
+def spin_until(executor, stop: threading.Event, poll_s: float = 0.1) -> None:
+    """Spin `executor` until `stop` is set; spin_once in a loop (see the module docstring)."""
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=poll_s)

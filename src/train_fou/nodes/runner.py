@@ -18,7 +18,7 @@ from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 
 from train_fou.executors import executor_kind as check_executor_kind
-from train_fou.executors import make_executor
+from train_fou.executors import make_executor, spin_until
 from train_fou.nodes import node_class
 
 log = logging.getLogger('train_fou.runner')
@@ -62,12 +62,6 @@ def destroy_nodes(nodes: Iterable) -> None:
             node.destroy_node()
         except Exception as err:
             log.error('%s: destroy failed: %s', node.get_name(), err)
-
-
-def spin_until(executor, stop: threading.Event, poll_s: float = 0.1) -> None:
-    """Spin `executor` until `stop` is set (signal handlers only set the event)."""
-    while not stop.is_set():
-        executor.spin_once(timeout_sec=poll_s)
 
 
 def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
