@@ -5,6 +5,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import rclpy
@@ -119,6 +120,33 @@ def test_messages_published_from_a_worker_thread_reach_a_subscription_in_the_sam
     assert result['received']['sensor'] >= 0.25 * result['published'], result
     assert result['slowest_publish_s'] < 1.0, result
     assert result['timer_ticks'] >= 10, result  # 50 Hz for over a second
+
+
+def test_the_events_executor_completes_futures_without_a_timeout_and_honours_one(ros_context, capsys):
+    """spin_until_future_complete on make_executor('events'): rclpy's own never returns without a timeout."""
+    from rclpy.task import Future
+    executor = make_executor('events', context=ros_context)
+    node = rclpy.create_node('future_probe', context=ros_context)
+    try:
+        executor.add_node(node)
+        ticks, done = [], Future()
+
+        def tick():
+            ticks.append(1)
+            if len(ticks) == 5:
+                done.set_result(5)
+        node.create_timer(0.02, tick)
+        executor.spin_until_future_complete(done)  # no timeout
+        assert done.result() == 5
+        never = Future()
+        start = time.monotonic()
+        executor.spin_until_future_complete(never, timeout_sec=0.3)
+        assert not never.done() and 0.25 < time.monotonic() - start < 5.0
+        executor.spin_until_future_complete(never, timeout_sec=0)  # one look, no wait
+        assert not never.done()
+    finally:
+        executor.shutdown()
+        node.destroy_node()
 
 
 def test_a_node_executable_refuses_an_unknown_executor_with_one_line():

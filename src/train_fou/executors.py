@@ -131,7 +131,11 @@ def _finite_wait_class():
     from rclpy.impl.implementation_singleton import rclpy_implementation
 
     class FiniteWaitEventsExecutor(rclpy_implementation.EventsExecutor):
-        """rclpy's C++ EventsExecutor whose waits are all finite (see the module docstring)."""
+        """rclpy's C++ EventsExecutor whose waits are all finite (see the module docstring).
+
+        spin_once() without a timeout returns after at most EVENTS_WAIT_S, with or without
+        work done; spin() and spin_until_future_complete() loop until shutdown or the future.
+        """
 
         def __init__(self, context):
             super().__init__(context)
@@ -148,6 +152,9 @@ def _finite_wait_class():
 
         def spin_until_future_complete(self, future, timeout_sec: float | None = None) -> None:
             forever = timeout_sec is None or timeout_sec < 0
+            if timeout_sec == 0:
+                super().spin_once_until_future_complete(future, 0.0)
+                return
             deadline = time.monotonic() + (0.0 if forever else timeout_sec)
             while not future.done() and not self._stopped.is_set() and self.context.ok():
                 left = EVENTS_WAIT_S if forever else deadline - time.monotonic()
