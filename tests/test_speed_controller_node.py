@@ -27,7 +27,6 @@ class Bench(Node):
                                  lambda m: self.commands.append((time.monotonic(), m)), qos.RELIABLE)
         self.signs: list[tuple[str, float]] | None = []
         self.last_sent = 0.0
-        self.last_stamp = None
         self.sent_stamps: set[tuple[int, int]] = set()
         self.create_timer(0.05, self.send)
         self.resume = self.create_client(Trigger, 'train/resume')
@@ -46,7 +45,6 @@ class Bench(Node):
                                                 width=height, height=height))
         self.pub.publish(msg)
         self.last_sent = time.monotonic()
-        self.last_stamp = msg.header.stamp
         self.sent_stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
 
     def was_sent(self, stamp) -> bool:

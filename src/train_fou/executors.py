@@ -27,6 +27,7 @@ argument parsers can list the choices.
 """
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -118,14 +119,9 @@ def _events_executor(context):
     return executor
 
 
-_FINITE_WAIT_CLASS = None
-
-
+@functools.cache
 def _finite_wait_class():
     """FiniteWaitEventsExecutor, defined on first use (rclpy is imported only when needed)."""
-    global _FINITE_WAIT_CLASS
-    if _FINITE_WAIT_CLASS is not None:
-        return _FINITE_WAIT_CLASS
     import time
 
     from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -171,7 +167,6 @@ def _finite_wait_class():
             self._stopped.set()
             return super().shutdown(timeout_sec)
 
-    _FINITE_WAIT_CLASS = FiniteWaitEventsExecutor
     return FiniteWaitEventsExecutor
 
 
