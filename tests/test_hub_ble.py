@@ -16,7 +16,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from conftest import wait_until
+from conftest import LIVENESS_S, wait_until
 
 from train_fou.hub import HubError, HubNotFoundError, HubSession, VirtualHub
 from train_fou.hub.ble import BleTransport, matches
@@ -212,7 +212,7 @@ def test_session_reconnects_with_a_fresh_client_and_brakes_first(fault):
     session = ble_session(world, log)
     session.start()
     try:
-        assert keep_commanding(session, 40, lambda: target.hub.power[0] == 40, 3.0)
+        assert keep_commanding(session, 40, lambda: target.hub.power[0] == 40, LIVENESS_S)
         first = world.clients[-1]
         if fault == 'drop':
             first.drop()
@@ -222,7 +222,7 @@ def test_session_reconnects_with_a_fresh_client_and_brakes_first(fault):
             first.inject(bytes.fromhex('0500058106'))  # generic error: invalid use of port output
             first.inject(bytes.fromhex('04000230'))    # hub will switch off
         assert keep_commanding(session, 30, lambda: len(world.clients) >= 2 and world.clients[-1].writes
-                               and target.hub.power[0] == 30, 4.0)
+                               and target.hub.power[0] == 30, LIVENESS_S)
         second = world.clients[-1]
         assert second is not first
         assert second.writes[0] == BRAKE
@@ -243,11 +243,11 @@ def test_garbage_notifications_are_logged_and_the_session_keeps_driving():
     session = ble_session(world, log)
     session.start()
     try:
-        assert keep_commanding(session, 20, lambda: target.hub.power[0] == 20, 3.0)
+        assert keep_commanding(session, 20, lambda: target.hub.power[0] == 20, LIVENESS_S)
         client = world.clients[-1]
         for junk in (b'\xff', b'\x03\x00', bytes(range(40)), b'\x05\x00\x82'):
             client.inject(junk)
-        assert keep_commanding(session, 25, lambda: target.hub.power[0] == 25, 3.0)
+        assert keep_commanding(session, 25, lambda: target.hub.power[0] == 25, LIVENESS_S)
         assert len(world.clients) == 1
         assert log.has('bad bytes from the hub')
     finally:
@@ -260,7 +260,7 @@ def test_missing_hub_is_reported_with_the_hubs_seen_and_retried():
                          on_event=log, backoff_initial_s=0.05, backoff_max_s=0.1)
     session.start()
     try:
-        assert wait_until(lambda: sum('hubs seen' in t for _, t in log.events) >= 2, 3.0)
+        assert wait_until(lambda: sum('hubs seen' in t for _, t in log.events) >= 2, LIVENESS_S)
         assert 'Train Fou' in session.status.last_error
         assert world.clients == []
     finally:

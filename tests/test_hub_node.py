@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import best_of_trials, wait_until
+from conftest import LIVENESS_S, best_of_trials, wait_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from test_hub_ble import BRAKE, crowded_world
@@ -14,11 +14,6 @@ from train_fou import qos
 from train_fou.executors import make_executor, spin_until
 from train_fou.msg import HubState, SpeedCommand
 from train_fou.nodes.hub_node import HubNode
-
-#: How long a test waits for something to happen: the waits return as soon as it happened (tens
-#: of ms), but a stalled 2-core CI machine once needed 3 s for one reconnect. The dead-man's 0.6 s
-#: is measured from timestamps, not by these waits.
-LIVENESS_S = 20.0
 
 
 class Controller(Node):

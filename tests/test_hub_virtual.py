@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import best_of_trials, wait_until
+from conftest import LIVENESS_S, best_of_trials, wait_until
 
 from train_fou.hub import HubSession, SimTransport, VirtualHub
 from train_fou.lwp3.bytecodes import IOType
@@ -83,9 +83,9 @@ def test_session_brakes_first_then_drives_and_brakes_on_stop_with_acknowledgemen
     session = make_session(hub, rec)
     session.start()
     try:
-        assert wait_until(lambda: session.status.connected and session.status.battery_pct == 100, 3.0)
+        assert wait_until(lambda: session.status.connected and session.status.battery_pct == 100, LIVENESS_S)
         session.command(50, source_stamp_ns=time.time_ns())
-        assert wait_until(lambda: hub.power[0] == 50, 2.0)
+        assert wait_until(lambda: hub.power[0] == 50, LIVENESS_S)
         assert session.status.applied_power == 50
         assert session.status.latency_ms >= 0
     finally:
@@ -102,13 +102,13 @@ def test_session_dead_man_brakes_when_commands_stop():
     session = make_session(hub, rec)
     session.start()
     try:
-        assert wait_until(lambda: session.status.connected, 3.0)
+        assert wait_until(lambda: session.status.connected, LIVENESS_S)
 
         def commands_stop_until_brake() -> float:
             session.command(40)
-            assert wait_until(lambda: hub.power[0] == 40, 2.0)
+            assert wait_until(lambda: hub.power[0] == 40, LIVENESS_S)
             last_command = time.monotonic()
-            assert wait_until(lambda: hub.braked[0], 2.0)
+            assert wait_until(lambda: hub.braked[0], LIVENESS_S)
             return next(t for t, data in rec.sent if data == BRAKE and t > last_command) - last_command
 
         delays = best_of_trials(commands_stop_until_brake, 0.6)
@@ -123,16 +123,16 @@ def test_session_reconnects_after_the_hub_switches_off_and_brakes_first():
     session = make_session(hub, rec, backoff_initial_s=0.05, deadman_timeout_s=5.0)
     session.start()
     try:
-        assert wait_until(lambda: session.status.connected, 3.0)
+        assert wait_until(lambda: session.status.connected, LIVENESS_S)
         session.command(30)
-        assert wait_until(lambda: hub.power[0] == 30, 2.0)
+        assert wait_until(lambda: hub.power[0] == 30, LIVENESS_S)
         hub.disconnect_requested = True  # the hub says it will switch off on the next write
         before = len(rec.sent)
         session.command(35)
-        assert wait_until(lambda: session.connections == 2 and session.status.connected, 3.0)
+        assert wait_until(lambda: session.connections == 2 and session.status.connected, LIVENESS_S)
         after_reconnect = [data for _, data in rec.sent[before + 1:]]
         assert after_reconnect[0] == BRAKE
-        assert wait_until(lambda: hub.power[0] == 35, 2.0)
+        assert wait_until(lambda: hub.power[0] == 35, LIVENESS_S)
     finally:
         session.stop()
 
@@ -142,6 +142,6 @@ def test_session_waits_for_the_motor_and_reports_a_missing_one():
     session = make_session(hub, rec, attach_timeout_s=0.2, backoff_initial_s=0.05)
     session.start()
     try:
-        assert wait_until(lambda: 'no motor attached to port A' in session.status.last_error, 3.0)
+        assert wait_until(lambda: 'no motor attached to port A' in session.status.last_error, LIVENESS_S)
     finally:
         session.stop()
