@@ -64,18 +64,24 @@ class Recorder:
         self.sent: list[tuple[float, bytes]] = []
         self.received: list[bytes] = []
         self.events: list[tuple[str, str]] = []
+        self.sequence: list[str] = []  #: bytes written ('> hex') and events ('level: text'), in order
 
     def trace(self, direction, data):
         if direction == '>':
             self.sent.append((time.monotonic(), data))
+            self.sequence.append(f'> {data.hex()}')
         else:
             self.received.append(data)
+
+    def event(self, level, text):
+        self.events.append((level, text))
+        self.sequence.append(f'{level}: {text}')
 
 
 def make_session(hub, rec, **kw):
     kw.setdefault('deadman_timeout_s', 0.5)
     return HubSession(lambda: SimTransport(hub), 0, backend='sim', on_trace=rec.trace,
-                      on_event=lambda level, text: rec.events.append((level, text)), **kw)
+                      on_event=rec.event, **kw)
 
 
 def test_session_brakes_first_then_drives_and_brakes_on_stop_with_acknowledgement():
@@ -113,7 +119,8 @@ def test_session_dead_man_brakes_when_commands_stop():
 
         delays = best_of_trials(commands_stop_until_brake, 0.6)
         assert min(delays) < 0.6, delays
-        assert any('dead-man' in text for _, text in rec.events)
+        warning = next(i for i, line in enumerate(rec.sequence) if line.startswith('warn: dead-man'))
+        assert rec.sequence[warning - 1] == f'> {BRAKE.hex()}', rec.sequence  # brake first, then the log line
     finally:
         session.stop()
 

@@ -337,27 +337,35 @@ class HubSession:
             changes['latency_ms'] = (self._wall_ns() - stamp_ns) / 1e6
         self._set_status(**changes)
 
-    def _target(self) -> tuple[int, int]:
-        """(power byte to apply, source stamp) from the newest command and the dead-man."""
+    def _target(self) -> tuple[int, int, tuple[str, str] | None]:
+        """(power byte to apply, source stamp, dead-man event to log) from the newest command.
+
+        The event is logged by the caller after the write: a log line costs about 0.4 ms,
+        and the brake should not wait for it.
+        """
         with self._lock:
             desired = self._desired
         if desired is None or self._clock() - desired[3] > self.deadman_timeout_s:
+            event = None
             if not self._deadman and desired is not None:
-                self._event('warn', f'dead-man: no train/speed_command for {self.deadman_timeout_s:g} s: brake')
+                event = ('warn', f'dead-man: no train/speed_command for {self.deadman_timeout_s:g} s: brake')
             self._deadman = desired is not None
-            return POWER_BRAKE, 0
+            return POWER_BRAKE, 0, event
+        event = None
         if self._deadman:
-            self._event('info', 'train/speed_command again: dead-man released')
+            event = ('info', 'train/speed_command again: dead-man released')
             self._deadman = False
         power, brake, stamp, _ = desired
-        return (POWER_BRAKE if brake else power), stamp
+        return (POWER_BRAKE if brake else power), stamp, event
 
     async def _drive(self, transport: Transport) -> None:
         while not self._stopping.is_set():
             self._check_link()
-            value, stamp = self._target()
+            value, stamp, event = self._target()
             if value != self._applied:
                 await self._write_power(transport, value, stamp)
+            if event is not None:
+                self._event(*event)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.tick_s)
