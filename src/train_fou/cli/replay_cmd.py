@@ -133,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.rate < 0:
         raise CliError(f'--rate must be >= 0, got {args.rate}')
     try:
-        with ImageBag(args.bag, args.topic) as bag:
-            transport, frames_in_bag = bag.kind, bag.message_count
+        with ImageBag(args.bag, args.topic) as bag:  # a bad bag: one clear error before any node starts
+            frames_in_bag = bag.message_count
     except BagError as err:
         raise CliError(str(err)) from err
     launch_args = {'bag': str(args.bag), 'topic': args.topic, 'rate': str(args.rate), 'model': args.model}
@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     except pipelines.PipelineError as err:
         raise CliError(str(err)) from err
     params['hub_node']['backend'] = args.hub
+    transport = params['detector_node']['input_transport']  # the bag decided (pipelines.bag_transport)
     names = list(pipelines.pipeline('replay').nodes)
 
     recorder = None
