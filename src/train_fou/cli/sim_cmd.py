@@ -68,8 +68,8 @@ def timeline_from_sim(sim, title: str):
     return timeline
 
 
-def run_one(context, names, params, stop, wall_limit_s: float, executor_kind: str | None = None):
-    """Start the pipeline, spin until track_sim reports its result; returns the track_sim node.
+def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None = None):
+    """Start the pipeline on an executor of `kind`; spin until track_sim reports its result; returns the track_sim node.
 
     One executor thread (train_fou.executors, events by default): the nodes'
     callbacks are short (inference has its own thread, the hub its own asyncio
@@ -82,7 +82,7 @@ def run_one(context, names, params, stop, wall_limit_s: float, executor_kind: st
 
     nodes = create_nodes(names, params, context=context)
     sim = nodes[names.index('track_sim')]
-    executor = make_executor(executor_kind, context=context)
+    executor = make_executor(kind, context=context)
     try:
         for node in nodes:
             executor.add_node(node)
