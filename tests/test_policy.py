@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from train_fou.paths import config_path
-from train_fou.policy import (Detection, EmergencyStop, Frame, Mode, PolicyConfig, PolicyConfigError, Resume,
-                              State, load_policy, policy_from_mapping, step)
+from train_fou.policy import (Action, Detection, EmergencyStop, Frame, Mode, PolicyConfig, PolicyConfigError,
+                              Resume, SignRule, State, load_policy, policy_from_mapping, step)
 
 CONFIG = PolicyConfig()  # cruise 60, ramp 40 %/s, 2 of 3, hold 3 s, timeout 0.5 s
 H = 480
@@ -130,6 +130,109 @@ def test_transition(script, mode, power, limit):
     assert state.limit_pct == limit
 
 
+L30, L50 = 'speed_limit_30', 'speed_limit_50'
+
+
+def signs(*items, t0=3.0, dt=0.1):
+    """Cruise for 3 s, then one frame per item, dt apart: a label, a tuple of labels, None (no
+    sign) or a ready Frame (for scores and heights)."""
+    def as_frame(item):
+        if isinstance(item, Frame):
+            return item
+        return frame() if item is None else frame(*((item,) if isinstance(item, str) else item))
+    return frames(0.0, t0) + [(round(t0 + i * dt, 6), as_frame(item)) for i, item in enumerate(items)]
+
+
+# (name, script, expected mode, expected limit, fragment of the reason)
+LIMIT_READINGS = [
+    ('30, 50: the limit classes together are confirmed, unreadable: the lower limit',
+     signs(L30, L50), Mode.LIMIT, 30,
+     'speed limit confirmed but unreadable (speed_limit_30 or speed_limit_50, 2 of 3 frames): lowest limit 30 %'),
+    ('flicker 30/50/30 confirms LIMIT 30',
+     signs(L30, L50, L30), Mode.LIMIT, 30, 'unreadable (speed_limit_30 or speed_limit_50, 3 of 3 frames)'),
+    ('a steady 30/50 flicker stays at 30 (each class alone reaches 2 of 3 in turn)',
+     signs(L30, L50, L30, L50, L30, L50, L30, L50), Mode.LIMIT, 30, 'unreadable'),
+    ('50/50/30 confirms 50: one contrary sighting is no confirmation',
+     signs(L50, L50, L30), Mode.LIMIT, 50, 'speed_limit_50 confirmed (2 of 3 frames, score 0.90, 40 px): limit 50 %'),
+    ('30/30/50 confirms 30',
+     signs(L30, L30, L50), Mode.LIMIT, 30, 'speed_limit_30 confirmed (2 of 3 frames, score 0.90, 40 px): limit 30 %'),
+    ('50/30/50: 50 reaches 2 of 3 but the newest two disagree: the lower limit',
+     signs(L50, L30, L50), Mode.LIMIT, 30, 'unreadable'),
+    ('50/30/50/50: the newest two now read 50: 50',
+     signs(L50, L30, L50, L50), Mode.LIMIT, 50, 'speed_limit_50 confirmed (2 of 3 frames, score 0.90, 40 px), '
+                                                 'now readable: limit 50 %'),
+    ('the sign comes nearer and its digits become readable: 30,50,30,50,50,50 -> 30, then 50',
+     signs(L30, L50, L30, L50, L50, L50), Mode.LIMIT, 50, 'now readable: limit 50 %'),
+    ('a 50 sign directly after a 30 sign: 50 once its two sightings are the newest',
+     signs(L30, L30, L30, L50, L50), Mode.LIMIT, 50, 'speed_limit_50 confirmed (2 of 3 frames'),
+    ('a 30 sign directly after a 50 sign: 30',
+     signs(L50, L50, L30, L30), Mode.LIMIT, 30, 'speed_limit_30 confirmed (2 of 3 frames'),
+    ('both classes in the same frames: both confirmed, the lower wins',
+     signs((L30, L50), (L30, L50)), Mode.LIMIT, 30,
+     'speed limits disagree (speed_limit_30 and speed_limit_50 confirmed in the last 3 frames): lowest limit 30 %'),
+    ('a limit sighting under its score gate does not count toward the group',
+     signs(L30, frame(L50, score=0.3), None), Mode.CRUISE, None, ''),
+    ('a limit sighting under its proximity gate does not count toward the group',
+     signs(frame(L50, height_px=15), L30, None), Mode.CRUISE, None, ''),
+    ('sightings 3 frames apart are outside the window for the group too',
+     signs(L30, None, None, L50), Mode.CRUISE, None, ''),
+    ('a danger sign in the window still latches; the unreadable limit still applies',
+     signs((L30, 'danger'), (L50, 'danger')), Mode.DANGER_LATCHED, 30, 'danger confirmed'),
+    ('a single danger sighting between the limit sightings changes nothing',
+     signs(L30, 'danger', L50), Mode.LIMIT, 30, 'unreadable'),
+    ('a stop sign in the window still holds; the unreadable limit still applies',
+     signs((L30, 'stop'), (L50, 'stop')), Mode.STOP_HOLD, 30, 'stop confirmed'),
+    ('after the group confirmed 30 and the sign left the view, a new 50 sign confirms 50',
+     signs(L30, L50, L30, None, None, None, None, L50, L50), Mode.LIMIT, 50,
+     'speed_limit_50 confirmed (2 of 3 frames, score 0.90, 40 px): limit 50 %'),
+    ('the unreadable limit persists after the sign leaves the view',
+     signs(L30, L50, *([None] * 20)), Mode.LIMIT, 30, 'unreadable'),
+    ('after FAILSAFE the limit sightings start afresh: one old 30 + one new 50 is no confirmation',
+     frames(0.0, 1.0) + [(1.0, frame(L30)), (1.6, None), (2.0, frame(L50))], Mode.CRUISE, None, ''),
+]
+
+
+@pytest.mark.parametrize(('script', 'mode', 'limit', 'reason'),
+                         [pytest.param(*row[1:], id=row[0]) for row in LIMIT_READINGS])
+def test_limit_reading(script, mode, limit, reason):
+    state = run(script)
+    assert state.mode == mode, state.reason
+    assert state.limit_pct == limit
+    assert reason in state.reason
+    if limit is not None and not state.brake:
+        assert state.power <= limit
+
+
+def test_flicker_never_raises_the_power_above_the_lower_limit():
+    state = run(frames(0.0, 3.0))
+    for i in range(30):
+        state = step(state, frame(L30 if i % 2 else L50), 3.0 + i * 0.1, CONFIG)
+        if i >= 1:
+            assert state.limit_pct == 30 and state.power <= 30, (i, state.reason)
+
+
+def test_each_hit_must_pass_its_own_class_gates_to_count_for_the_group():
+    config = CONFIG.replace_sign(L50, min_score=0.95)
+    assert run(signs(L30, L50, None), config=config).limit_pct is None
+    assert run(signs(L30, frame(L50, score=0.96)), config=config).limit_pct == 30
+
+
+def test_unreadable_limit_is_the_lowest_of_every_limit_class_configured():
+    """A 50/70 flicker of an unreadable sign may be a 30: the lowest limit the policy knows."""
+    config = CONFIG.replace(signs=dict(CONFIG.signs, speed_limit_70=SignRule(Action.LIMIT, limit_pct=70)))
+    state = run(signs(L50, 'speed_limit_70'), config=config)
+    assert state.limit_pct == 30
+    assert 'unreadable (speed_limit_50 or speed_limit_70, 2 of 3 frames): lowest limit 30 %' in state.reason
+    assert run(signs('speed_limit_70', 'speed_limit_70'), config=config).limit_pct == 70
+
+
+def test_a_readable_limit_stays_readable_under_a_wider_window():
+    config = CONFIG.replace(confirm_hits=3, confirm_window=5)
+    assert run(signs(L50, None, L50, L50), config=config).limit_pct == 50
+    assert run(signs(L50, L30, L50, L50), config=config).limit_pct == 30   # newest 3 disagree
+    assert run(signs(L50, L30, L50, L50, L50), config=config).limit_pct == 50
+
+
 def test_confirmation_reason_names_the_sign_and_the_evidence():
     state = run(frames(0.0, 3.0) + frames(3.0, 3.2, 'speed_limit_30', score=0.91, height_px=42))
     assert state.reason == 'speed_limit_30 confirmed (2 of 3 frames, score 0.91, 42 px): limit 30 %'
@@ -228,3 +331,47 @@ def test_power_never_exceeds_the_active_limit_and_is_zero_when_braking(config, s
         if state.brake:
             assert state.power == 0
         assert state.power_pct - before <= config.ramp_up_pct_per_s * dt + 1e-9
+
+
+LIMIT_LABELS = st.sampled_from([(), (L30,), (L50,), (L30, L50), ('stop',), (L30, 'danger'), ('other',)])
+WINDOWS = st.integers(1, 5).flatmap(lambda window: st.tuples(st.integers(1, window), st.just(window)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(WINDOWS, st.lists(LIMIT_LABELS, max_size=40))
+def test_a_limit_rises_only_on_agreeing_sightings_and_never_above_a_confirmed_class(window, sequence):
+    """Whenever the limit changes to v: v is at most the highest limit confirmed by a class
+    itself (the lowest limit when no class is), and v above the lowest limit only when the
+    newest confirm_hits limit sightings all read exactly that limit."""
+    hits, size = window
+    config = CONFIG.replace(confirm_hits=hits, confirm_window=size)
+    pct = {L30: 30, L50: 50}
+    state, recent = run(frames(0.0, 1.0), config=config), []
+    for i, labels in enumerate(sequence):
+        before = state.limit_pct
+        state = step(state, frame(*labels), 1.0 + i * 0.1, config)
+        recent = (recent + [set(labels) & set(pct)])[-size:]
+        if state.limit_pct == before:
+            continue
+        sightings = [seen for seen in recent if seen]
+        assert len(sightings) >= hits
+        confirmed = [pct[c] for c in pct if sum(c in seen for seen in recent) >= hits]
+        assert state.limit_pct <= max(confirmed, default=30)
+        if state.limit_pct != 30:
+            newest = sightings[-hits:]
+            assert all(seen == {L50} for seen in newest), (recent, state.reason)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.booleans(), st.lists(st.integers(0, 1), min_size=2, max_size=30))
+def test_a_30_50_flicker_with_gaps_never_applies_50(start_with_30, gaps):
+    """Readings that alternate (maybe with a frame without signs between) never read as 50."""
+    script, t, label = frames(0.0, 1.0), 1.0, L30 if start_with_30 else L50
+    for gap in gaps:
+        script += [(round(t + 0.1 * k, 6), frame()) for k in range(gap)] + [(round(t + 0.1 * gap, 6), frame(label))]
+        t += 0.1 * (gap + 1)
+        label = L50 if label == L30 else L30
+    state = State()
+    for when, obs in script:
+        state = step(state, obs, when, CONFIG)
+        assert state.limit_pct in (None, 30), state.reason

@@ -58,7 +58,9 @@ class PolicyConfig:
     cruise_power_pct: int = 60
     #: Power rises by at most this many percent per second; braking is immediate.
     ramp_up_pct_per_s: float = 40.0
-    #: A sign acts when seen in `confirm_hits` of the last `confirm_window` frames.
+    #: A sign acts when seen in `confirm_hits` of the last `confirm_window` frames. The limit
+    #: classes are also confirmed together: a limit sign whose 30 or 50 cannot be read (the
+    #: newest `confirm_hits` limit sightings disagree) applies the lowest limit (machine.py).
     confirm_hits: int = 2
     confirm_window: int = 3
     stop_hold_s: float = 3.0

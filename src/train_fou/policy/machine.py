@@ -16,6 +16,44 @@ unseen for `rearm_s`: a detection that flickers out of confirmation for a
 frame or two and back does not stop the train a second time at the same sign.
 Limit signs are never spent: the newest confirmed limit wins. After a
 FAILSAFE the sign history starts afresh (spent classes stay spent).
+
+Speed limits whose digits cannot be read (SPEC §5: "a speed limit that is
+confirmed but whose value cannot be read applies the lower limit"). Motion
+blur makes the detector see *a* speed limit whose 30 or 50 flickers from
+frame to frame. The limit classes (every rule whose action is LIMIT) are
+therefore also confirmed as a group: `confirm_hits` of the last
+`confirm_window` frames show some limit class (each hit passing its own
+class's gates). The *reading* of a confirmed group is the one limit class
+that the newest `confirm_hits` limit sightings all show, and show alone; when
+they disagree (30 then 50, or both in one frame) the limit is unreadable.
+A limit acts on an edge, as every sign does: when the group becomes
+confirmed, when a limit class becomes confirmed, or when the reading becomes
+a class it was not. It applies the reading's limit, or, unreadable, the
+lowest limit of every limit class configured. Why so:
+
+- Why the newest sightings must agree, not merely one class reach
+  `confirm_hits`: with 2 of 3, a steady 30/50/30/50 flicker confirms each
+  class by itself in turn (30,50,30 holds two 30s; 50,30,50 two 50s), and
+  the per-class rule alone would raise the limit to 50 every other frame on a
+  sign the detector cannot read. Here it stays at the lower limit.
+- Why the lowest of all configured limits, not of those seen: an unreadable
+  sign's label is the detector's guess, so which classes happened to appear
+  in a few frames says nothing reliable about the value; the lowest known
+  limit is the only one never above the sign's. With the shipped two limit
+  classes both choices are the same (an unreadable window has seen both), so
+  this only matters once a third limit class exists, where it errs safe.
+- Why a single contrary reading does not change a readable limit: 50,50,30
+  stays 50 and 30,30,50 stays 30 (one sighting is not a confirmation, and
+  nothing has an edge). A contrary class confirmed by itself (50,50,30,30)
+  has an edge and acts: its own limit once its sightings are the newest, the
+  lowest limit while the sightings still disagree.
+- Why a limit read as unreadable may rise later: as the sign comes nearer
+  its digits become readable (30,50,30,50,50: the lowest limit at the second
+  frame, 50 at the fifth, once the newest two sightings are both 50). That is
+  the same evidence an ordinary 50 sign confirms with, and the nearest view
+  is the most reliable one; a jump up is never taken on disagreeing views.
+  Likewise a new, readable sign after the unreadable one left the view acts
+  as usual.
 """
 from __future__ import annotations
 
@@ -88,6 +126,10 @@ class State:
     last_time: float | None = None
     recent: tuple[frozenset[str], ...] = ()
     confirmed: frozenset[str] = frozenset()
+    #: The limit classes together were confirmed at the last frame (an unreadable limit acts on its edge).
+    limit_group: bool = False
+    #: The limit class the newest `confirm_hits` limit sightings all showed alone; None: unreadable or none.
+    limit_reading: str | None = None
     #: Classes that have acted, with the last time each was seen; re-armed after `rearm_s` unseen.
     spent: tuple[tuple[str, float], ...] = ()
     source_stamp_ns: int = 0
@@ -124,6 +166,28 @@ def qualifying_labels(frame: Frame, config: PolicyConfig) -> dict[str, Detection
     return best
 
 
+def _lowest_limit(config: PolicyConfig) -> int:
+    """The lowest limit of every limit class configured: never above an unreadable sign's value."""
+    return min(rule.limit_pct for rule in config.signs.values() if rule.action == Action.LIMIT)
+
+
+def _limit_reading(recent: tuple[frozenset[str], ...],
+                   config: PolicyConfig) -> tuple[bool, str | None, list[frozenset[str]]]:
+    """(group confirmed, reading, the window's limit sightings) of the limit classes together.
+
+    The group is confirmed when `confirm_hits` frames of the window show some limit
+    class. Its reading is the one limit class that the newest `confirm_hits` of those
+    frames all show, each alone; None when they disagree (unreadable) or too few.
+    """
+    limits = frozenset(label for label, rule in config.signs.items() if rule.action == Action.LIMIT)
+    sightings = [labels & limits for labels in recent if labels & limits]
+    if len(sightings) < config.confirm_hits:
+        return False, None, sightings
+    newest = set(sightings[-config.confirm_hits:])
+    only = next(iter(newest))
+    return True, (next(iter(only)) if len(newest) == 1 and len(only) == 1 else None), sightings
+
+
 def _on_frame(state: State, frame: Frame, now: float, config: PolicyConfig) -> State:
     fresh = state.last_frame_time is not None and now - state.last_frame_time <= config.detections_timeout_s
     history = state.recent if fresh else ()
@@ -138,8 +202,12 @@ def _on_frame(state: State, frame: Frame, now: float, config: PolicyConfig) -> S
     # Only braking signs are spent: for limits the newest confirmation wins (the nearest view
     # of a sign is the most reliable reading, and setting the same limit again is harmless).
     spent.update((label, now) for label in newly if config.signs[label].action in REARMED_ACTIONS)
+    group, reading, limit_frames = _limit_reading(recent, config)
+    group_before = state.limit_group if fresh else False
+    reading_before = state.limit_reading if fresh else None
     state = dataclasses.replace(state, recent=recent, confirmed=confirmed, last_frame_time=now,
-                                source_stamp_ns=frame.stamp_ns, spent=tuple(sorted(spent.items())))
+                                source_stamp_ns=frame.stamp_ns, spent=tuple(sorted(spent.items())),
+                                limit_group=group, limit_reading=reading)
 
     def why(label: str) -> str:
         hits = sum(label in labels for labels in recent)
@@ -157,11 +225,25 @@ def _on_frame(state: State, frame: Frame, now: float, config: PolicyConfig) -> S
         if rule.action == Action.STOP and not state.danger_latched:
             state = dataclasses.replace(state, hold_until=now + config.stop_hold_s)
             reasons.append(f'{why(label)}: stop, hold {config.stop_hold_s:g} s')
-    limits = sorted((rule.limit_pct, label) for label, rule in rules.items() if rule.action == Action.LIMIT)
-    if limits:
-        limit, label = limits[0]
+    limit_edge = ((group and not group_before) or any(rule.action == Action.LIMIT for rule in rules.values())
+                  or (reading is not None and reading != reading_before))
+    if limit_edge and reading is not None:
+        limit = config.signs[reading].limit_pct
         state = dataclasses.replace(state, limit_pct=limit)
-        reasons.append(f'{why(label)}: limit {limit} %')
+        readable_now = '' if reading in newly or reading_before is not None else ', now readable'
+        reasons.append(f'{why(reading)}{readable_now}: limit {limit} %')
+    elif limit_edge:
+        limit = _lowest_limit(config)
+        state = dataclasses.replace(state, limit_pct=limit)
+        by_pct = sorted({label for labels in limit_frames for label in labels},
+                        key=lambda label: (config.signs[label].limit_pct, label))
+        both = [label for label in by_pct if label in confirmed]
+        if len(both) > 1:
+            what = f'speed limits disagree ({" and ".join(both)} confirmed in the last {len(recent)} frames)'
+        else:
+            what = (f'speed limit confirmed but unreadable ({" or ".join(by_pct)}, '
+                    f'{len(limit_frames)} of {len(recent)} frames)')
+        reasons.append(f'{what}: lowest limit {limit} %')
     if reasons:
         state = dataclasses.replace(state, reason=reasons[0])
     return state
