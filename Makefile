@@ -17,7 +17,7 @@ BUILD_STAMP := $(VENV)/.build-stamp
 BUILD_INPUTS := package.xml CMakeLists.txt colcon.meta tools/entry_point.py.in \
 	$(wildcard msg/*.msg) $(shell find src launch config models bags -type f ! -name '*.pyc' 2>/dev/null)
 
-.PHONY: setup build test demo lock clean train-setup train-smoke
+.PHONY: setup build test demo lock clean train-setup train-smoke eval-real
 .DEFAULT_GOAL := test
 
 setup: $(BUILD_STAMP)
@@ -67,3 +67,16 @@ $(TRAIN_STAMP): training/requirements.txt
 
 train-smoke: train-setup
 	cd $(CURDIR) && nice -n 5 $(TPY) -m training.smoke
+
+# The detector on real labelled photos (training/README.md): REAL_DEV holds images/ and the Label Studio
+# export labelstudio_export.json; without it, one line and success (CI has no photos).
+# EVAL_REAL_ARGS passes more options (--no-refine, --map ..., --out DIR).
+REAL_DEV ?= ../shared/real_dev
+MODEL ?= models/signs.onnx
+eval-real: setup
+	@if [ ! -f "$(REAL_DEV)/labelstudio_export.json" ]; then \
+		echo "eval-real: no labelled photos in $(REAL_DEV) (put images/ and labelstudio_export.json there, or pass REAL_DEV=DIR); skipped"; \
+	else \
+		PYTHONPATH=src:. nice $(VPY) -m training eval-real $(MODEL) \
+			--export $(REAL_DEV)/labelstudio_export.json --images $(REAL_DEV)/images $(EVAL_REAL_ARGS); \
+	fi

@@ -8,6 +8,8 @@ Commands:
   train               config -> data -> ultralytics training -> models/<name>.onnx + .json -> evaluation
   export              weights (.pt) -> models/<name>.onnx + .json
   evaluate            mAP50 / mAP50-95 per class of an ONNX model on a YOLO split (+ confusion matrix PNG)
+  eval-real           AP50 per label class and precision/recall at the controller's thresholds on real
+                      photos of a Label Studio export (+ contact sheet)
   engine              ONNX -> TensorRT engine (FP16 / INT8), on the Jetson
 """
 from __future__ import annotations
@@ -141,6 +143,16 @@ def _cmd_evaluate(args) -> int:
                      pathlib.Path(args.out) if args.out else None, args.conf, args.max_images, not args.no_refine)
 
 
+def _cmd_eval_real(args) -> int:
+    from training.real_eval import DEFAULT_CLASS_MAP, evaluate_real, format_real_table  # noqa: PLC0415
+    report = evaluate_real(args.model, args.export, args.images, out_dir=args.out,
+                           class_map=DEFAULT_CLASS_MAP if args.map is None else load_mapping(args.map),
+                           refine=not args.no_refine, conf_threshold=args.conf, controller_config=args.controller)
+    print(format_real_table(report))
+    print('report: ' + ', '.join(report['files']))
+    return 0
+
+
 def _cmd_engine(args) -> int:
     from training.engine import EngineOptions, build_engine  # noqa: PLC0415
     opts = EngineOptions(onnx=pathlib.Path(args.onnx), out=pathlib.Path(args.out) if args.out else None,
@@ -232,6 +244,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--max-images', type=int)
     s.add_argument('--no-refine', action='store_true', help='the detector alone, without the speed-limit refiner')
     s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser('eval-real', help='AP50 and precision/recall of an ONNX model on real labelled photos')
+    s.add_argument('model', type=pathlib.Path)
+    s.add_argument('--export', type=pathlib.Path, required=True, help='Label Studio JSON or JSON-MIN export, as exported')
+    s.add_argument('--images', type=pathlib.Path, required=True,
+                   help="folder of the export's images (found by file name)")
+    s.add_argument('--out', type=pathlib.Path, default=ROOT / 'out' / 'eval-real',
+                   help='folder for report.json and detections.jpg (default out/eval-real)')
+    s.add_argument('--map', help='model class -> label class: YAML file or inline "speed_limit_30=SpeedLimit,'
+                   'speed_limit_50=SpeedLimit,danger=DangerAhead,stop=" (the default; empty = not labelled)')
+    s.add_argument('--controller', type=pathlib.Path, default=ROOT / 'config' / 'speed_controller.yaml',
+                   help="speed controller parameters whose min_score per sign gives precision/recall's threshold")
+    s.add_argument('--conf', type=float, default=0.001, help='score threshold for AP (low, as usual)')
+    s.add_argument('--no-refine', action='store_true', help='the detector alone, without the speed-limit refiner')
+    s.set_defaults(func=_cmd_eval_real)
 
     s = sub.add_parser('refiner', help='train the speed-limit crop classifier and attach it to a detector')
     s.add_argument('data', type=pathlib.Path, nargs='+', help='YOLO dataset roots (train/val/test splits)')

@@ -222,9 +222,17 @@ def import_yolo(src: pathlib.Path, dst: pathlib.Path, mapping: Mapping[str, str 
     return counts
 
 
-def _find_image(ref: str, images_dir: pathlib.Path) -> pathlib.Path:
-    """An image named in an export ('/data/upload/3/1a2b3c4d-photo.jpg', a URL, a path) found in images_dir."""
-    base = ref.split('?')[0].rstrip('/').rsplit('/', 1)[-1]
+def find_image(ref: str, images_dir: pathlib.Path) -> pathlib.Path:
+    """An image named in an export ('/data/upload/3/1a2b3c4d-photo.jpg', a URL, a path) found in images_dir.
+
+    Only the file name counts: exports name images by URLs of their storage (which may no longer
+    exist), and the photos are wherever the user keeps them. Local-storage URLs name the file in
+    their query ('/data/local-files/?d=photos/photo.jpg').
+    """
+    from urllib.parse import parse_qs, urlsplit  # noqa: PLC0415
+    url = urlsplit(ref)
+    path = parse_qs(url.query).get('d', [url.path])[0] if url.query else url.path
+    base = path.rstrip('/').rsplit('/', 1)[-1]
     candidates = [base]
     if '-' in base:  # Label Studio prefixes uploads with an 8-hex id and a dash
         candidates.append(base.split('-', 1)[1])
@@ -235,8 +243,38 @@ def _find_image(ref: str, images_dir: pathlib.Path) -> pathlib.Path:
     raise DatasetError(f'image {ref!r} of the export not found in {images_dir} (tried {", ".join(candidates)})')
 
 
-def _ls_rectangles(task: Mapping) -> tuple[str, list[Mapping]]:
-    """(image reference, rectangle dicts with x/y/width/height/rectanglelabels[/original_width]) of one task."""
+def labelstudio_tasks(export: pathlib.Path) -> list[Mapping]:
+    """The tasks of a Label Studio JSON or JSON-MIN export (a JSON list of objects)."""
+    export = pathlib.Path(export)
+    try:
+        tasks = json.loads(export.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DatasetError(f'{export}: not a readable JSON export: {err}') from err
+    if not isinstance(tasks, list):
+        raise DatasetError(f'{export}: expected a JSON list of tasks, got {type(tasks).__name__}')
+    for n, task in enumerate(tasks):
+        if not isinstance(task, Mapping):
+            raise DatasetError(f'{export}: task {n} is not an object')
+    return tasks
+
+
+def labelstudio_annotated(task: Mapping) -> bool:
+    """Whether a task has an annotation that was not cancelled ("skipped").
+
+    A full JSON export lists every task, labelled or not; a task nobody labelled says
+    nothing about its image. A JSON-MIN export holds annotated tasks only.
+    """
+    if 'data' not in task:
+        return True
+    return any(not a.get('was_cancelled') for a in task.get('annotations', []))
+
+
+def labelstudio_rectangles(task: Mapping) -> tuple[str, list[Mapping]]:
+    """(image reference, rectangle dicts with x/y/width/height/rectanglelabels[/original_width]) of one task.
+
+    Full JSON: the last annotation that was not cancelled; JSON-MIN: every list of
+    rectangles in the task (its key is the labelling config's control name, often `label`).
+    """
     if 'data' in task:  # full JSON export
         data = task['data']
         ref = data.get('image') or next((v for v in data.values() if isinstance(v, str)), None)
@@ -247,12 +285,35 @@ def _ls_rectangles(task: Mapping) -> tuple[str, list[Mapping]]:
             if r.get('type', 'rectanglelabels') != 'rectanglelabels':
                 continue
             value = dict(r.get('value', {}))
-            value.setdefault('original_width', r.get('original_width'))
-            value.setdefault('original_height', r.get('original_height'))
+            for key in ('original_width', 'original_height', 'image_rotation'):
+                value.setdefault(key, r.get(key))
             rects.append(value)
         return ref, rects
     ref = task.get('image')  # JSON-MIN export
-    return ref, [r for r in task.get('label', []) if 'rectanglelabels' in r]
+    return ref, [r for v in task.values() if isinstance(v, list)
+                 for r in v if isinstance(r, Mapping) and 'rectanglelabels' in r]
+
+
+def labelstudio_label(rect: Mapping, where: str) -> str:
+    """The one label of a rectangle; rotated rectangles (or images rotated in the editor) are errors."""
+    labels = rect.get('rectanglelabels') or []
+    if len(labels) != 1:
+        raise DatasetError(f'{where}: a rectangle needs exactly one label, got {labels}')
+    if rect.get('rotation', 0):
+        raise DatasetError(f'{where}: rotated rectangles are not supported (rotation {rect["rotation"]})')
+    if rect.get('image_rotation', 0):
+        raise DatasetError(f'{where}: the image was rotated in the editor (image_rotation '
+                           f'{rect["image_rotation"]}); not supported')
+    return str(labels[0])
+
+
+def labelstudio_box(rect: Mapping, width: float, height: float, where: str) -> Box:
+    """A rectangle's percent x/y/width/height as (x1, y1, x2, y2) pixels of a width x height image."""
+    try:
+        x, y, w, h = (float(rect[k]) for k in ('x', 'y', 'width', 'height'))
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError(f'{where}: rectangle without numeric x/y/width/height') from None
+    return x / 100 * width, y / 100 * height, (x + w) / 100 * width, (y + h) / 100 * height
 
 
 def import_labelstudio(export: pathlib.Path, images_dir: pathlib.Path, dst: pathlib.Path,
@@ -260,37 +321,20 @@ def import_labelstudio(export: pathlib.Path, images_dir: pathlib.Path, dst: path
                        val_fraction: float = 0.15, test_fraction: float = 0.15) -> dict[str, int]:
     """Label Studio JSON export -> YOLO dataset under dst; returns images per split."""
     export = pathlib.Path(export)
-    try:
-        tasks = json.loads(export.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DatasetError(f'{export}: not a readable JSON export: {err}') from err
-    if not isinstance(tasks, list):
-        raise DatasetError(f'{export}: expected a JSON list of tasks, got {type(tasks).__name__}')
+    tasks = labelstudio_tasks(export)
     counts = {s: 0 for s in SPLITS}
     for n, task in enumerate(tasks):
-        if not isinstance(task, Mapping):
-            raise DatasetError(f'{export}: task {n} is not an object')
-        ref, rects = _ls_rectangles(task)
+        ref, rects = labelstudio_rectangles(task)
         if not ref:
             raise DatasetError(f'{export}: task {n} names no image')
-        image = _find_image(ref, pathlib.Path(images_dir))
+        image = find_image(ref, pathlib.Path(images_dir))
         width, height = _image_size(image)
         boxes = []
         for r in rects:
-            labels = r.get('rectanglelabels') or []
-            if len(labels) != 1:
-                raise DatasetError(f'{export}: task {n}: a rectangle needs exactly one label, got {labels}')
-            if r.get('rotation', 0):
-                raise DatasetError(f'{export}: task {n}: rotated rectangles are not supported '
-                                   f'(rotation {r["rotation"]})')
-            cls = _map_class(labels[0], mapping, names, f'{export}: task {n}')
+            cls = _map_class(labelstudio_label(r, f'{export}: task {n}'), mapping, names, f'{export}: task {n}')
             if cls is None:
                 continue
-            try:
-                x, y, w, h = (float(r[k]) for k in ('x', 'y', 'width', 'height'))
-            except (KeyError, TypeError, ValueError):
-                raise DatasetError(f'{export}: task {n}: rectangle without numeric x/y/width/height') from None
-            boxes.append((cls, (x / 100 * width, y / 100 * height, (x + w) / 100 * width, (y + h) / 100 * height)))
+            boxes.append((cls, labelstudio_box(r, width, height, f'{export}: task {n}')))
         split = split_for(image.name, val_fraction, test_fraction)
         _add_image(pathlib.Path(dst), image, boxes, width, height, split)
         counts[split] += 1
