@@ -58,9 +58,10 @@ TRAIN_STAMP := $(TVENV)/.setup-stamp
 
 train-setup: $(TRAIN_STAMP)
 
-$(TRAIN_STAMP): training/requirements.txt
+$(TRAIN_STAMP): training/requirements.txt training/requirements-nodeps.txt
 	@test -x $(TPY) || $(PYTHON) -m venv $(TVENV)
 	$(TPY) -m pip install --quiet --disable-pip-version-check -r training/requirements.txt
+	$(TPY) -m pip install --quiet --disable-pip-version-check --no-deps -r training/requirements-nodeps.txt
 	$(TPY) -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'train_fou_src.pth').write_text('$(CURDIR)/src\n$(CURDIR)\n')"
 	@touch $(TVENV)/COLCON_IGNORE
 	@touch $@

@@ -28,12 +28,38 @@ def test_shipped_configs_are_valid_and_never_mirror_images(name):
     ('time', -1, 'hours'),
     ('export_imgsz', 500, 'multiple of 32'),
     ('export_imgsz', True, 'multiple of 32'),
+    ('backbone', 'resnet', "one of \\['imagenet'\\]"),
+    ('freeze', -1, 'number of layers'),
+    ('freeze', [], 'number of layers'),
+    ('freeze', [True], 'number of layers'),
+    ('freeze', 'all', 'number of layers'),
 ])
 def test_bad_values_are_refused_naming_the_key(key, value, message):
     cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
     cfg[key] = value
     with pytest.raises(ConfigError, match=f'`{key}`.*{message}'):
         validate(cfg, 'smoke.yaml')
+
+
+def test_backbone_and_weights_are_exclusive_and_freeze_takes_names_or_a_count():
+    cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
+    with pytest.raises(ConfigError, match='`backbone` and `weights` both set'):
+        validate({**cfg, 'backbone': 'imagenet', 'weights': 'x.pt'})
+    assert validate({**cfg, 'backbone': 'imagenet', 'weights': None})['backbone'] == 'imagenet'
+    assert validate({**cfg, 'freeze': ['0.m.0', '0.m.1']})['freeze'] == ['0.m.0', '0.m.1']
+    assert validate({**cfg, 'freeze': 3})['freeze'] == 3
+
+
+def test_the_tensorrt_operator_list_flags_what_it_does_not_hold():
+    onnx = pytest.importorskip('onnx')
+    from onnx import helper  # noqa: PLC0415
+
+    from training.export import unsupported_ops  # noqa: PLC0415
+    nodes = [helper.make_node(op, ['x'], ['y']) for op in ('Conv', 'Clip', 'NonMaxSuppression', 'Conv', 'TopK')]
+    graph = helper.make_graph(nodes, 'g', [], [])
+    assert unsupported_ops(helper.make_model(graph)) == ['NonMaxSuppression', 'TopK']
+    shipped = onnx.load(str(ROOT / 'models' / 'signs.onnx'))
+    assert unsupported_ops(shipped) == []
 
 
 def test_the_export_size_defaults_to_the_training_size():

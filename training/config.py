@@ -41,7 +41,10 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
 #: config keys passed straight to ultralytics' train()
 ULTRALYTICS_KEYS = ('imgsz', 'epochs', 'batch', 'optimizer', 'lr0', 'cos_lr', 'warmup_epochs', 'patience',
                     'close_mosaic', 'workers', 'fliplr', 'mosaic', 'scale', 'translate', 'degrees',
-                    'hsv_h', 'hsv_s', 'hsv_v', 'time')
+                    'hsv_h', 'hsv_s', 'hsv_v', 'time', 'freeze')
+
+#: `backbone` values: where the backbone's starting weights come from when `weights` is null
+BACKBONES = ('imagenet',)
 
 
 def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
@@ -64,6 +67,19 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
     weights = out.get('weights')
     if weights is not None and not (isinstance(weights, str) and weights.endswith('.pt') and '://' not in weights):
         raise ConfigError(f'{where}: `weights` must be null or a local .pt file, got {weights!r}')
+    backbone = out.get('backbone')
+    if backbone is not None and backbone not in BACKBONES:
+        raise ConfigError(f'{where}: `backbone` must be null or one of {list(BACKBONES)}, got {backbone!r}')
+    if backbone is not None and weights is not None:
+        raise ConfigError(f'{where}: `backbone` and `weights` both set: `backbone` only initialises a network '
+                          f'that starts without weights')
+    freeze = out.get('freeze')
+    if freeze is not None and not (
+            (isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0)
+            or (isinstance(freeze, list) and freeze and all(isinstance(f, (int, str)) and not isinstance(f, bool)
+                                                            for f in freeze))):
+        raise ConfigError(f'{where}: `freeze` must be null, a number of layers >= 0 or a list of layer names '
+                          f'such as "0.m.0", got {freeze!r}')
     data = out.get('data')
     if not isinstance(data, Mapping):
         raise ConfigError(f'{where}: `data` must be a mapping with `synth`, `simview` and/or `real`')

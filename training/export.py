@@ -21,6 +21,19 @@ class ExportError(RuntimeError):
     """The export did not produce a model that matches the contract."""
 
 
+#: ONNX operators the exported graph may use: each has a TensorRT 8.6+ parser implementation
+#: (onnx-tensorrt's operator support list), so `python -m training engine` can build it on the Jetson.
+TENSORRT_OPS = frozenset({
+    'Add', 'Clip', 'Concat', 'Constant', 'Conv', 'Div', 'Gather', 'Identity', 'MaxPool', 'Mul', 'Relu',
+    'Reshape', 'Resize', 'Shape', 'Sigmoid', 'Slice', 'Softmax', 'Split', 'Sub', 'Transpose', 'Unsqueeze',
+})
+
+
+def unsupported_ops(proto) -> list[str]:
+    """Operators of an ONNX graph that are not in TENSORRT_OPS (sorted, each once)."""
+    return sorted({node.op_type for node in proto.graph.node} - TENSORRT_OPS)
+
+
 def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: int, opset: int,
                 data_hash: str, training: Mapping[str, Any], conf_threshold: float = 0.25,
                 iou_threshold: float = 0.45) -> tuple[pathlib.Path, pathlib.Path]:
@@ -58,6 +71,9 @@ def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: 
         raise ExportError(f'{produced}: outputs {outputs}, expected one 1x{4 + len(names)}xN')
     if proto.opset_import[0].version != opset:
         raise ExportError(f'{produced}: opset {proto.opset_import[0].version}, expected {opset}')
+    foreign = unsupported_ops(proto)
+    if foreign:
+        raise ExportError(f'{produced}: operators {foreign} are not on the TensorRT list (training/export.py)')
     meta['output_shape'] = outputs[0][1]
     entry = proto.metadata_props.add()
     entry.key, entry.value = 'train_fou', json.dumps(meta, sort_keys=True)

@@ -1,6 +1,6 @@
 """`make train-smoke`: the whole chain on a tiny dataset, in the training venv, in a few minutes.
 
-synthetic data + simulator-view frames -> ultralytics training (1 epoch, 160 px) -> ONNX + metadata (model
+synthetic data + simulator-view frames -> the ImageNet backbone loaded and verified -> ultralytics training (1 epoch, 160 px) -> ONNX + metadata (model
 contract checked) -> speed-limit refiner (crops, 1 epoch, ONNX, attached to the
 metadata) -> evaluation through train_fou.vision (detector + refiner) -> Label Studio export of
 the test split -> import -> evaluation on the imported copy. Everything goes to
@@ -46,6 +46,24 @@ def _labelstudio_export(data: pathlib.Path, split: str, out: pathlib.Path) -> pa
     return out
 
 
+def _check_backbone(out: pathlib.Path) -> None:
+    """The ImageNet MobileNetV2 weights load into the detector's backbone, and only trained ones pass."""
+    import torch  # noqa: PLC0415
+    import torchvision  # noqa: PLC0415
+
+    from training.backbone import BackboneError, init_checkpoint, read_state, torchvision_block, verify_loaded  # noqa: PLC0415
+    init_checkpoint(ROOT / 'training' / 'models' / 'mnv2_yolov8p.yaml', out, log=lambda line: None)
+    block = torchvision_block(torch.load(out, map_location='cpu', weights_only=False)['model'])
+    state = read_state()
+    verify_loaded(block.m, state)
+    fresh = torchvision.models.mobilenet_v2(weights=None).features[:18]
+    try:
+        verify_loaded(fresh, state)
+    except BackboneError:
+        return
+    raise SmokeError('verify_loaded accepted a randomly initialised MobileNetV2: it checks nothing')
+
+
 def main() -> int:
     from training.dataset import import_labelstudio  # noqa: PLC0415
     from training.evaluate import evaluate_model  # noqa: PLC0415
@@ -65,6 +83,10 @@ def main() -> int:
     trains_on = yaml.safe_load(data_yaml.read_text())['train']
     if len(trains_on) != 2 or not all(pathlib.Path(d).is_dir() and any(pathlib.Path(d).iterdir()) for d in trains_on):
         raise SmokeError(f'data.yaml should train on the synth and simview sets, got {trains_on}')
+
+    t = time.monotonic()
+    _check_backbone(work / 'backbone_init.pt')
+    stages['backbone_s'] = round(time.monotonic() - t, 1)
 
     t = time.monotonic()
     best, _ = train(cfg, data_yaml, run_name='smoke-chain-train')

@@ -111,6 +111,11 @@ def train(cfg: Mapping[str, Any], data_yaml: pathlib.Path, run_name: str | None 
     model_ref = pathlib.Path(cfg['model'])
     if not model_ref.is_absolute() and (ROOT / model_ref).is_file():
         model_ref = ROOT / model_ref   # a project file; otherwise a YAML shipped with ultralytics
+    if cfg.get('backbone') == 'imagenet':
+        # the trainer rebuilds the network from its YAML and carries weights over only from a
+        # checkpoint, so the ImageNet backbone goes in through one (training/backbone.py)
+        from training.backbone import init_checkpoint  # noqa: PLC0415
+        weights = init_checkpoint(model_ref, RUNS_DIR / name / 'init.pt')
     model = YOLO(str(model_ref))
     if weights is not None:
         model = model.load(weights)
