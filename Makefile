@@ -81,3 +81,13 @@ eval-real: setup
 		PYTHONPATH=src:. nice $(VPY) -m training eval-real $(MODEL) \
 			--export $(REAL_DEV)/labelstudio_export.json --images $(REAL_DEV)/images $(EVAL_REAL_ARGS); \
 	fi
+
+# The Jetson route (issue 18), part of `make test`: every pin of requirements-jetson.txt has a
+# distribution for Python 3.10 on manylinux aarch64 (reads the package index), and the code the
+# Jetson runs uses nothing newer than Python 3.10.
+.PHONY: jetson-check
+test: jetson-check
+jetson-check: setup
+	$(VPY) tools/check_jetson_pins.py requirements-jetson.txt
+	$(VENV)/bin/vermin --target=3.10- --violations --no-tips -q src launch training/engine.py
+	@echo "vermin: src/ launch/ training/engine.py run on Python 3.10"

@@ -177,8 +177,12 @@ def _annotated_frames(timeline: Timeline, width: int, indices) -> list[np.ndarra
 
 
 def write_gif(timeline: Timeline, path: str | pathlib.Path, fps: float = 4.0) -> pathlib.Path | None:
-    """Annotated frames (GIF_WIDTH wide, at most GIF_MAX_FRAMES) as an animated GIF; None without frames."""
-    import imageio.v2 as imageio
+    """Annotated frames (GIF_WIDTH wide, at most GIF_MAX_FRAMES) as an animated GIF; None without frames
+    or with an imageio older than 2.16 (Ubuntu 22.04's python3-imageio: no `imageio.v2`)."""
+    try:
+        import imageio.v2 as imageio
+    except ImportError:
+        return None
 
     if not timeline.frames:
         return None

@@ -129,6 +129,8 @@ def crop_square(image_bgr: np.ndarray, box: Sequence[float], size: int, margin: 
     if sx2 <= sx1 or sy2 <= sy1:  # entirely outside: nothing to read
         return np.zeros((size, size, 3), np.uint8)
     patch = image_bgr[sy1:sy2, sx1:sx2]
+    if patch.shape[:2] == (1, 1):  # one pixel: OpenCV 4.5 (JetPack 6's apt cv2) rejects a 1x1x3 image
+        return np.broadcast_to(patch, (size, size, patch.shape[2])).copy()
     if (sx1, sy1, sx2, sy2) != (left, top, left + n, top + n):
         patch = cv2.copyMakeBorder(patch, sy1 - top, top + n - sy2, sx1 - left, left + n - sx2,
                                    cv2.BORDER_REPLICATE)
