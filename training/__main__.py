@@ -30,7 +30,8 @@ def _cmd_synth(args) -> int:
     from training.synth import SynthConfig, generate_dataset, preview_grid  # noqa: PLC0415
     counts = {'train': args.train, 'val': args.val, 'test': args.test}
     start = time.monotonic()
-    labels = generate_dataset(args.out, counts, seed=args.seed, cfg=SynthConfig(), workers=args.workers)
+    cfg = SynthConfig(photo_p=0.0) if args.no_photos else SynthConfig()
+    labels = generate_dataset(args.out, counts, seed=args.seed, cfg=cfg, workers=args.workers)
     png = preview_grid(args.out, pathlib.Path(args.out) / 'preview.png')
     print(json.dumps({'out': str(args.out), 'images': counts, 'labels': labels, 'preview': str(png),
                       'seconds': round(time.monotonic() - start, 1)}))
@@ -182,6 +183,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--test', type=int, default=40)
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--workers', type=int, default=1)
+    s.add_argument('--no-photos', action='store_true',
+                   help='procedural backgrounds only (without the photo packages: training/backgrounds.py)')
     s.set_defaults(func=_cmd_synth)
 
     s = sub.add_parser('simview', help="render a YOLO dataset from the simulator's train camera")

@@ -38,6 +38,9 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
     'iou_threshold': ((int, float), lambda v: 0 <= v <= 1, 'in [0, 1]'),
 }
 
+#: optional generator shares under `data.synth` (training.synth.SynthConfig fields of the same names)
+SYNTH_SHARES = ('photo_p', 'texture_p', 'train_camera_p', 'lookalike_p', 'small_p')
+
 #: config keys passed straight to ultralytics' train()
 ULTRALYTICS_KEYS = ('imgsz', 'epochs', 'batch', 'optimizer', 'lr0', 'cos_lr', 'warmup_epochs', 'patience',
                     'close_mosaic', 'workers', 'fliplr', 'mosaic', 'scale', 'translate', 'degrees',
@@ -93,6 +96,15 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
             value = spec.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f'{where}: `data.{generated}.{key}` must be an integer >= 0, got {value!r}')
+        if generated == 'synth':
+            for key, value in spec.items():
+                if key in ('seed', 'train', 'val', 'test'):
+                    continue
+                if key not in SYNTH_SHARES:
+                    raise ConfigError(f'{where}: unknown key `data.synth.{key}` (seed, train, val, test, '
+                                      f'{", ".join(SYNTH_SHARES)})')
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                    raise ConfigError(f'{where}: `data.synth.{key}` must be a number in [0, 1], got {value!r}')
     real = data.get('real') or []
     if not isinstance(real, list) or not all(isinstance(r, str) for r in real):
         raise ConfigError(f'{where}: `data.real` must be a list of YOLO dataset directories')

@@ -23,11 +23,15 @@ class TrainError(RuntimeError):
     """Training cannot start or did not produce weights."""
 
 
-def _prepare_generated(spec: Mapping[str, int], out: pathlib.Path, stamp_name: str, generate) -> pathlib.Path:
-    """Run `generate(out, counts, seed)` unless `out` already holds a set made with the same seed and counts."""
+def _prepare_generated(spec: Mapping[str, int], out: pathlib.Path, stamp_name: str, generate,
+                       params: Mapping[str, Any] | None = None) -> pathlib.Path:
+    """Run `generate(out, counts, seed)` unless `out` already holds a set made with the same seed and counts
+    (and the same generator `params`, when a config sets any)."""
     out = pathlib.Path(out)
     stamp = out / stamp_name
     wanted = {'seed': spec['seed'], 'counts': {s: spec[s] for s in SPLITS}}
+    if params:
+        wanted['params'] = dict(params)
     if stamp.is_file() and json.loads(stamp.read_text()) == wanted:
         return out
     if out.exists():
@@ -38,10 +42,14 @@ def _prepare_generated(spec: Mapping[str, int], out: pathlib.Path, stamp_name: s
     return out
 
 
-def prepare_synth(synth: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
-    """Generate the synthetic dataset unless `out` already holds one made with the same parameters."""
+def prepare_synth(synth: Mapping[str, Any], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
+    """Generate the synthetic dataset unless `out` already holds one made with the same parameters.
+
+    The config's optional shares (`photo_p`, ... : config_mod.SYNTH_SHARES) go into SynthConfig."""
+    params = {k: synth[k] for k in config_mod.SYNTH_SHARES if k in synth}
+    cfg = SynthConfig(**params)
     return _prepare_generated(synth, out, 'synth.json', lambda root, counts, seed: generate_dataset(
-        root, counts, seed=seed, cfg=SynthConfig(), workers=workers))
+        root, counts, seed=seed, cfg=cfg, workers=workers), params)
 
 
 def prepare_simview(simview: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:

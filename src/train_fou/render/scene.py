@@ -11,6 +11,14 @@ simulator's virtual camera. All images are RGB uint8, H x W x 3.
     ``plain`` (smooth gradients: a photo backdrop). ``ground_y`` is the row
     of the horizon / back edge of the ground plane (0 when the ground fills
     the frame), so callers can stand objects on the ground.
+    Keyword options (the training data's domain randomisation; left out, the
+    result is exactly what it was without them): ``wall`` an RGB image
+    (height x width x 3) seen above the ground plane instead of the
+    procedural wall (a photograph, a random texture); ``ground_texture``
+    ``f(rng, h, w) -> float RGB`` for the ground plane instead of the kind's
+    own (any size: it is stretched over the plane); ``track`` ``(sleeper_rgb,
+    rail_rgb)`` colours of the LEGO track; ``ground_y`` the horizon row
+    instead of the kind's random one.
 ``draw_brick(rgb, x, y, w, h, color, rng)``: a LEGO brick seen from the front
     and slightly above (studs on top), used as clutter and occluders.
 ``paste_rgba(rgb, sprite, x, y)``: alpha-composite a sprite in place.
@@ -115,8 +123,8 @@ _GROUND: dict[str, Callable] = {
 
 def _ground_plane(rng, width, height, ground_y, texture):
     """A texture on the ground plane in perspective, from the horizon row `ground_y` down."""
-    tw, th = width * 2, height * 2
-    tex = texture(rng, th, tw)
+    tex = texture(rng, height * 2, width * 2)
+    th, tw = tex.shape[:2]
     h = height - ground_y
     spread = rng.uniform(0.25, 0.9)
     shift = rng.uniform(-0.3, 0.3) * width
@@ -149,8 +157,8 @@ def _wall(rng, width, height):
     return img
 
 
-def _rails(rng, img, ground_y):
-    """A LEGO track (dark grey sleepers, grey rails) running away from the camera."""
+def _rails(rng, img, ground_y, track=None):
+    """A LEGO track (dark grey sleepers, grey rails; or `track` colours) running away from the camera."""
     height, width = img.shape[:2]
     vx = width * rng.uniform(0.3, 0.7)
     gauge_near = width * rng.uniform(0.35, 0.8)
@@ -158,6 +166,8 @@ def _rails(rng, img, ground_y):
     curve = rng.uniform(-0.3, 0.3) * width
     sleeper = _color(rng, (60, 62, 60), 10)
     rail = _color(rng, (150, 152, 155), 15)
+    if track is not None:
+        sleeper, rail = (np.asarray(c, np.float32) for c in track)
     n = 40
     ts = np.linspace(0, 1, n)  # 0 at the bottom of the image, 1 at the horizon
 
@@ -213,20 +223,31 @@ def _clutter(rng, img, ground_y, count):
 BACKGROUND_KINDS = ('table', 'floor', 'room', 'rails', 'baseplate', 'clutter', 'plain')
 
 
-def background(kind: str, width: int, height: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def background(kind: str, width: int, height: int, rng: np.random.Generator, *,
+               wall: np.ndarray | None = None, ground_texture: Callable | None = None,
+               track=None, ground_y: int | None = None) -> tuple[np.ndarray, int]:
     """A background image and the row where its ground plane starts; see the module docstring."""
     if kind not in BACKGROUND_KINDS:
         raise ValueError(f'unknown background {kind!r}; supported: {", ".join(BACKGROUND_KINDS)}')
     if kind == 'plain':
         return np.clip(_texture_plain(rng, height, width), 0, 255).astype(np.uint8), 0
-    if kind == 'baseplate':
+    if ground_y is not None:
+        ground_y = int(min(max(ground_y, 0), height - 1))
+    elif kind == 'baseplate':
         ground_y = 0 if rng.random() < 0.5 else int(height * rng.uniform(0.1, 0.4))
     elif kind == 'rails':
         ground_y = int(height * rng.uniform(0.25, 0.55))
     else:
         ground_y = int(height * rng.uniform(0.0, 0.6))
-    img = _wall(rng, width, height) if ground_y > 0 else np.zeros((height, width, 3), np.float32)
-    if kind == 'table':
+    if ground_y <= 0:
+        img = np.zeros((height, width, 3), np.float32)
+    elif wall is not None:
+        img = np.asarray(wall, np.float32).copy()
+    else:
+        img = _wall(rng, width, height)
+    if ground_texture is not None:
+        texture = ground_texture
+    elif kind == 'table':
         texture = _texture_wood if rng.random() < 0.7 else _texture_plain
     elif kind == 'baseplate':
         texture = _texture_baseplate
@@ -238,7 +259,7 @@ def background(kind: str, width: int, height: int, rng: np.random.Generator) -> 
         if edge < height:
             img[edge:] = img[edge:] * rng.uniform(0.3, 0.6)
     if kind == 'rails' or (kind in ('table', 'floor', 'baseplate') and rng.random() < 0.3):
-        _rails(rng, img, ground_y)
+        _rails(rng, img, ground_y, track)
     n_clutter = {'clutter': int(rng.integers(10, 40)), 'room': int(rng.integers(0, 8))}.get(kind, int(rng.integers(0, 6)))
     _clutter(rng, img, ground_y, n_clutter)
     return np.clip(img, 0, 255).astype(np.uint8), ground_y
