@@ -34,6 +34,8 @@ import os
 import sys
 import threading
 
+from train_fou.errors import TrainFouError
+
 log = logging.getLogger('train_fou.executors')
 _warned_no_events = False
 
@@ -43,7 +45,7 @@ EXECUTORS = ('events', 'single', 'multi')
 EXECUTOR_ENV = 'TRAIN_FOU_EXECUTOR'
 
 
-class ExecutorChoiceError(ValueError):
+class ExecutorChoiceError(TrainFouError, ValueError):
     """An executor kind that does not exist (names the value and where it came from)."""
 
 

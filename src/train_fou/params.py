@@ -9,12 +9,13 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Mapping
 
+from train_fou.errors import TrainFouError
 from train_fou.yamlio import read_yaml
 
 WILDCARD = '/**'
 
 
-class ParamsFileError(Exception):
+class ParamsFileError(TrainFouError):
     """A parameter file is missing, unreadable or not a ROS 2 parameter file."""
 
 

@@ -14,11 +14,13 @@ import shutil
 import tempfile
 import threading
 
+from train_fou.errors import TrainFouError
+
 #: ROS message class module path -> rosbags type name, e.g. sensor_msgs.msg.Image -> sensor_msgs/msg/Image
 PROJECT_PACKAGE = 'train_fou'
 
 
-class RecordError(Exception):
+class RecordError(TrainFouError):
     """The bag cannot be created or written."""
 
 

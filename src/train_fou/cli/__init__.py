@@ -3,13 +3,16 @@
 Each subcommand is a module of this package with `HELP`, `add_arguments(parser)`
 and `run(args) -> int`; COMMANDS names them. Modules import heavy dependencies
 inside `run`, so `train-fou --help` stays fast. Only the CLI prints; libraries
-raise, and `main` turns a known error into one line on stderr and exit code 2.
+raise, and `main` turns a known error (train_fou.errors.is_user_error) into one
+line on stderr and exit code 2.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from train_fou.errors import TrainFouError, is_user_error
 
 #: subcommand -> module. Only working subcommands are listed here.
 COMMANDS: dict[str, str] = {
@@ -22,7 +25,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class CliError(Exception):
+class CliError(TrainFouError):
     """A user error the CLI reports as one line (bad path, bad option value)."""
 
 
@@ -37,13 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
-
-
-def is_user_error(err: BaseException) -> bool:
-    """Errors the project raises on purpose (its own exception classes) carry a message
-    that names the bad value and what to fix: print that line. Anything else is a bug
-    and keeps its traceback."""
-    return isinstance(err, FileNotFoundError) or type(err).__module__.startswith('train_fou.')
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,11 +3,13 @@
 Each node lives in its own module and is constructed as `NodeClass(**node_kwargs)`
 (`parameter_overrides`, `namespace`, ...). A node that has to leave hardware
 safe (the hub brakes) implements `on_shutdown()`; the runner calls it before
-the node is destroyed, on Ctrl-C and SIGTERM too.
+the node is destroyed, on SIGINT, SIGTERM, SIGHUP and on an exception too.
 """
 from __future__ import annotations
 
 import importlib
+
+from train_fou.nodes.errors import NodeError, ParameterError, UnknownNodeError
 
 #: node executable name -> "module:Class". Plugin table, not an if-chain.
 NODE_CLASSES: dict[str, str] = {
@@ -18,10 +20,6 @@ NODE_CLASSES: dict[str, str] = {
     'speed_controller': 'train_fou.nodes.speed_controller:SpeedControllerNode',
     'hub_node': 'train_fou.nodes.hub_node:HubNode',
 }
-
-
-class UnknownNodeError(Exception):
-    """A node name that is not in NODE_CLASSES."""
 
 
 def node_class(name: str):
@@ -40,8 +38,8 @@ def run_node(name: str, argv: list[str] | None = None) -> int:
     """Entry point of lib/train_fou/<name>: one node, ROS arguments from argv (ros2 run / launch)."""
     import sys
 
-    from train_fou.cli import is_user_error
     from train_fou.dds import use_project_transport
+    from train_fou.errors import is_user_error
     from train_fou.nodes.runner import run_composition
     use_project_transport()  # before rclpy.init: camera frames must cross processes (config/fastdds.xml)
     try:
@@ -49,5 +47,9 @@ def run_node(name: str, argv: list[str] | None = None) -> int:
     except Exception as err:
         if not is_user_error(err):
             raise
-        print(f'{name}: error: {err}', file=sys.stderr)
+        text = str(err)
+        print(text if text.startswith(f'{name}:') else f'{name}: error: {text}', file=sys.stderr)
         return 2
+
+
+__all__ = ['NODE_CLASSES', 'NodeError', 'ParameterError', 'UnknownNodeError', 'node_class', 'run_node']

@@ -81,6 +81,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from train_fou.errors import TrainFouError
+
 CLASS_NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger')
 
 KIND_CLASS = {
@@ -137,7 +139,7 @@ _REGULAR_FACES = ('sans', 'sans', 'mono', 'cm_sans')
 _BOLD_FACES = ('sans_bold', 'sans_bold', 'mono_bold')
 
 
-class RenderError(ValueError):
+class RenderError(TrainFouError, ValueError):
     """A sign cannot be rendered as asked (unknown kind, size out of range, missing font)."""
 
 

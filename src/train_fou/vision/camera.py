@@ -14,11 +14,7 @@ from typing import Callable
 import cv2
 import yaml
 
-from train_fou.vision.errors import CalibrationError, VisionError
-
-
-class CameraError(VisionError):
-    """A camera source that cannot be opened or stopped delivering frames."""
+from train_fou.vision.errors import CalibrationError, CameraError
 
 
 @dataclass(frozen=True)

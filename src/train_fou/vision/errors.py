@@ -1,8 +1,10 @@
 """Errors of train_fou.vision: one base class, converted at the boundary with a clear message."""
 from __future__ import annotations
 
+from train_fou.errors import TrainFouError
 
-class VisionError(Exception):
+
+class VisionError(TrainFouError):
     """Base class of every error raised by train_fou.vision."""
 
 
@@ -36,3 +38,7 @@ class BagNotFoundError(BagError, FileNotFoundError):
 
 class CalibrationError(VisionError):
     """A camera calibration YAML that is missing or invalid."""
+
+
+class CameraError(VisionError):
+    """A camera source that cannot be opened or stopped delivering frames."""
