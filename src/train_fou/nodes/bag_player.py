@@ -21,6 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from train_fou import qos
 from train_fou.msg import SignDetectionArray
 from train_fou.nodes.image_msgs import diagnostics
+from train_fou.nodes.parameters import CheckedParameters
 from train_fou.vision.errors import BagError
 from train_fou.vision.image_bag import KINDS, ImageBag
 
@@ -31,16 +32,28 @@ def _range(lo, hi):
     return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
 
 
-class BagPlayer(Node):
+class BagPlayer(CheckedParameters, Node):
     def __init__(self, **kwargs):
+        # what on_shutdown needs, before anything can fail
+        self._stop = threading.Event()
+        self._answered = threading.Condition()
+        self._thread = None
+        self._bag: ImageBag | None = None
         super().__init__('bag_player', **kwargs)
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
         ro = dict(read_only=True)
         self.declare_parameter('bag_path', '', ParameterDescriptor(
             description='rosbag2 directory, .mcap or .db3 file', **ro))
         self.declare_parameter('topic', '', ParameterDescriptor(
             description='image topic in the bag; empty: the first image topic (raw preferred)', **ro))
-        self.declare_parameter('message_type', 'auto', ParameterDescriptor(
-            description='auto, raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage)', **ro))
+        self.declare_choice('message_type', 'auto', KINDS,
+                            'auto, raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage)')
         self.declare_parameter('rate', 1.0, ParameterDescriptor(
             description='playback speed factor; 0: as fast as the detector answers',
             floating_point_range=_range(0, 100)))
@@ -53,8 +66,6 @@ class BagPlayer(Node):
             description='before the first frame, wait this long for a subscriber (0: do not wait)',
             floating_point_range=_range(0, 3600), **ro))
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._stop = threading.Event()
-        self._answered = threading.Condition()
         self._answered_stamp: tuple[int, int] | None = None
         self.published = 0
         self.loops = 0
@@ -62,12 +73,9 @@ class BagPlayer(Node):
         self._last_sent: tuple[float, int] | None = None
         self.finished = False
         self.error = ''
-        self._bag: ImageBag | None = None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         kind = self.get_parameter('message_type').value
         try:
-            if kind not in KINDS:
-                raise BagError(f'message_type {kind!r}: choose one of {", ".join(KINDS)}')
             self._bag = ImageBag(self.get_parameter('bag_path').value, self.get_parameter('topic').value, kind)
         except BagError as err:
             self.error = str(err)
@@ -77,7 +85,6 @@ class BagPlayer(Node):
         self._pub = self.create_publisher(msg_type, topic, qos.SENSOR)
         self.create_subscription(SignDetectionArray, 'signs/detections', self._on_detections, qos.RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
-        self._thread = None
         if self._bag is not None:
             self.get_logger().info(f'playing {self._bag.path}: {self._bag.topic} ({self._bag.message_count} '
                                    f'{kind} images, {self._bag.duration_s:.1f} s) on {self._pub.topic_name}')

@@ -18,6 +18,7 @@ from std_msgs.msg import Header
 
 from train_fou import qos
 from train_fou.nodes.image_msgs import compressed_msg, diagnostics, image_msg
+from train_fou.nodes.parameters import CheckedParameters
 from train_fou.vision.camera import (SOURCES, Backoff, CameraError, SourceConfig, load_calibration, open_source,
                                      source_fps)
 from train_fou.vision.images import encode_jpeg
@@ -36,12 +37,22 @@ def camera_info_msg(cal, header: Header) -> CameraInfo:
                       d=list(cal.d), k=list(cal.k), r=list(cal.r), p=list(cal.p))
 
 
-class CameraNode(Node):
+class CameraNode(CheckedParameters, Node):
     def __init__(self, **kwargs):
+        # what on_shutdown needs, before anything can fail
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         super().__init__('camera_node', **kwargs)
+        try:
+            self._setup()
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _setup(self) -> None:
         ro = dict(read_only=True)
         declare = self.declare_parameter
-        declare('source', 'v4l2', ParameterDescriptor(description=f'one of {", ".join(SOURCES)}', **ro))
+        self.declare_choice('source', 'v4l2', SOURCES, 'camera source')
         declare('device', '/dev/video0', ParameterDescriptor(description='V4L2 device path or index', **ro))
         declare('pipeline', '', ParameterDescriptor(
             description='GStreamer pipeline ending in appsink; empty: the Jetson CSI camera (nvarguscamerasrc)', **ro))
@@ -68,8 +79,6 @@ class CameraNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         value = self.get_parameter
         kind = value('source').value
-        if kind not in SOURCES:
-            raise CameraError(f'camera_node: source {kind!r}: choose one of {", ".join(SOURCES)}')
         self._config = SourceConfig(kind=kind, device=str(value('device').value), pipeline=value('pipeline').value,
                                     file_path=value('file_path').value, width=value('width').value,
                                     height=value('height').value, fps=value('fps').value,
@@ -86,7 +95,6 @@ class CameraNode(Node):
         self.frames = 0
         self.error = ''
         self.state = 'starting'
-        self._stop = threading.Event()
         self.create_timer(1.0, self._publish_diagnostics)
         self._thread = threading.Thread(target=self._capture_loop, name='camera_capture', daemon=True)
         self._thread.start()
@@ -168,7 +176,7 @@ class CameraNode(Node):
 
     def on_shutdown(self) -> None:
         self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
+        if self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5.0)
 
     def destroy_node(self):

@@ -35,12 +35,13 @@ from std_msgs.msg import Header
 from train_fou import qos
 from train_fou.msg import SignDetection, SignDetectionArray
 from train_fou.nodes.image_msgs import diagnostics, image_msg
+from train_fou.nodes.parameters import CheckedParameters
 from train_fou.paths import default_model
 from train_fou.vision.annotate import draw_detections
 from train_fou.vision.backends import CHOICES
 from train_fou.vision.cdr import parse_compressed, parse_image
 from train_fou.vision.detector import open_detector, resolve_model_paths
-from train_fou.vision.errors import ImageDecodeError
+from train_fou.vision.errors import EngineLoadError, ImageDecodeError
 from train_fou.vision.frames import NewestSlot, RollingStats
 from train_fou.vision.images import decode_jpeg, image_from_raw
 from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
@@ -80,9 +81,20 @@ def _float_range(lo, hi):
     return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
 
 
-class DetectorNode(Node):
+class DetectorNode(CheckedParameters, Node):
     def __init__(self, **kwargs):
+        # what destroy_node needs, before anything can fail
+        self._slot: NewestSlot = NewestSlot()
+        self._thread = threading.Thread(target=self._inference_loop, name='detector_inference', daemon=True)
         super().__init__('detector_node', **kwargs)
+        try:
+            self._declare()
+            self._start()
+        except BaseException:
+            self.destroy_node()  # refuse to start: the caller reports the error (one line naming the path)
+            raise
+
+    def _declare(self) -> None:
         read_only = dict(read_only=True)
         self.declare_parameter('model_path', '', ParameterDescriptor(
             description='ONNX model or TensorRT engine; empty: share/train_fou/models/signs.onnx', **read_only))
@@ -90,20 +102,20 @@ class DetectorNode(Node):
             description='TensorRT engine; empty: <model>.engine when it exists', **read_only))
         self.declare_parameter('metadata_path', '', ParameterDescriptor(
             description='model metadata JSON; empty: <model>.json', **read_only))
-        self.declare_parameter('backend', 'auto', ParameterDescriptor(
-            description=f'one of {", ".join(CHOICES)}', **read_only))
-        self.declare_parameter('input_transport', 'raw', ParameterDescriptor(
-            description='raw (camera/image_raw) or compressed (camera/image_raw/compressed)', **read_only))
+        self.declare_choice('backend', 'auto', CHOICES, 'inference backend')
+        self.declare_choice('input_transport', 'raw', tuple(TRANSPORTS),
+                            'raw (camera/image_raw) or compressed (camera/image_raw/compressed)')
         self.declare_parameter('refine', True, ParameterDescriptor(
             description='re-read speed-limit and stop detections with the refiner the model metadata names '
                         '(false: the detector alone)', **read_only))
         self.declare_parameter('intra_op_threads', 0, ParameterDescriptor(
             description='ONNX Runtime CPU threads; 0: one per core',
             integer_range=[IntegerRange(from_value=0, to_value=64, step=1)], **read_only))
-        self.declare_parameter('conf_threshold', -1.0, ParameterDescriptor(
-            description='minimum class score; -1: from the model metadata', floating_point_range=_float_range(-1, 1)))
-        self.declare_parameter('iou_threshold', -1.0, ParameterDescriptor(
-            description='NMS IoU threshold; -1: from the model metadata', floating_point_range=_float_range(-1, 1)))
+        for name, text in (('conf_threshold', 'minimum class score'), ('iou_threshold', 'NMS IoU threshold')):
+            value = self.declare_parameter(name, -1.0, ParameterDescriptor(
+                description=f'{text}; -1: from the model metadata', floating_point_range=_float_range(-1, 1))).value
+            if not (value == -1.0 or 0.0 <= value <= 1.0):
+                raise self.parameter_error(name, value, 'a number from 0 to 1, or -1 (from the model metadata)')
         self.declare_parameter('max_detections', 100, ParameterDescriptor(
             description='detections kept per frame after NMS',
             integer_range=[IntegerRange(from_value=1, to_value=1000, step=1)]))
@@ -112,20 +124,9 @@ class DetectorNode(Node):
         self.declare_parameter('warn_throttle_s', 5.0, ParameterDescriptor(
             description='at most one bad-frame warning per this many seconds',
             floating_point_range=_float_range(0, 3600), **read_only))
-        self._slot: NewestSlot = NewestSlot()
         self._problems_lock = threading.Lock()  # counters are bumped by the callback and the inference thread
-        self._thread = threading.Thread(target=self._inference_loop, name='detector_inference', daemon=True)
         self._detector = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        try:
-            for name, choices in (('backend', CHOICES), ('input_transport', tuple(TRANSPORTS))):
-                value = self.get_parameter(name).value
-                if value not in choices:
-                    raise ValueError(f'detector_node: parameter {name}={value!r} must be one of {", ".join(choices)}')
-            self._start()
-        except BaseException:
-            self.destroy_node()  # refuse to start: the caller reports the error (one line naming the path)
-            raise
 
     def _start(self) -> None:
         model = self.get_parameter('model_path').value or str(default_model())
@@ -140,7 +141,7 @@ class DetectorNode(Node):
         self._load_error: BaseException | None = None
         self._thread.start()
         if not self._ready.wait(LOAD_TIMEOUT_S):
-            raise TimeoutError(f'detector_node: backend did not load within {LOAD_TIMEOUT_S:.0f} s')
+            raise EngineLoadError(f'detector_node: backend did not load within {LOAD_TIMEOUT_S:.0f} s')
         if self._load_error is not None:
             self._thread.join()
             raise self._load_error

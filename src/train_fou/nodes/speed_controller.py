@@ -18,6 +18,7 @@ from std_srvs.srv import Trigger
 
 from train_fou import qos
 from train_fou.msg import SignDetectionArray, SpeedCommand
+from train_fou.nodes.parameters import CheckedParameters
 from train_fou.policy import (Action, Detection, EmergencyStop, Frame, Mode, PolicyConfig, PolicyConfigError,
                               Resume, State, load_policy, step)
 
@@ -54,7 +55,7 @@ def _stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
-class SpeedControllerNode(Node):
+class SpeedControllerNode(CheckedParameters, Node):
     """Turns confirmed signs into a speed command, fail-safe when detections stop."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -30,6 +30,7 @@ from std_msgs.msg import Header, String
 from train_fou import qos
 from train_fou.msg import HubState, SignDetection, SignDetectionArray, SpeedCommand
 from train_fou.nodes.image_msgs import diagnostics, image_msg
+from train_fou.nodes.parameters import CheckedParameters
 from train_fou.sim.episode import Episode
 from train_fou.sim.lockstep import Command, LockstepGate, motor_input
 from train_fou.sim.scenario import default_scenario_path, load_scenario
@@ -63,7 +64,7 @@ def _stamp(ns: int) -> Time:
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
-class TrackSim(Node):
+class TrackSim(CheckedParameters, Node):
     def __init__(self, **kwargs):
         super().__init__('track_sim', **kwargs)
         ro = dict(read_only=True)
