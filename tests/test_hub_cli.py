@@ -36,6 +36,10 @@ def test_drive_without_trace_prints_the_orders_in_words(capsys):
     (['hub', 'drive', '--power', '150'], '--power 150 outside -100..100'),
     (['hub', 'drive', '--port', 'Q'], "bad port 'Q'"),
     (['hub', 'drive', '--backend', 'ble'], '--backend ble needs --name or --address'),
+    (['hub', 'drive', '--for', 'nan'], '--for nan: expected a finite number of seconds >= 0'),
+    (['hub', 'drive', '--for', 'inf'], '--for inf: expected a finite number of seconds >= 0'),
+    (['hub', 'drive', '--timeout', '-1'], '--timeout -1: expected a finite number of seconds >= 0.1'),
+    (['hub', 'scan', '--backend', 'sim', '--timeout', 'nan'], '--timeout nan: expected a finite number'),
 ])
 def test_drive_refuses_bad_arguments_with_one_line(argv, problem, capsys):
     assert main(argv) == 2
@@ -45,3 +49,12 @@ def test_drive_refuses_bad_arguments_with_one_line(argv, problem, capsys):
 def test_scan_sim_lists_the_virtual_hub(capsys):
     assert main(['hub', 'scan', '--backend', 'sim']) == 0
     assert 'Virtual City Hub' in capsys.readouterr().out
+
+
+def test_drive_on_a_port_without_a_motor_fails_at_once_with_one_line(capsys):
+    """The hub announces its devices when it connects: port B has none, so there is nothing to retry."""
+    assert main(['hub', 'drive', '--port', 'B', '--for', '1']) == 2
+    err = capsys.readouterr().err
+    assert err.count('connected to Virtual City Hub') == 1  # one connection, no reconnect
+    assert err.splitlines()[-1] == ('train-fou hub: error: hub not ready: no motor attached to port B of Virtual City '
+                                    'Hub: the hub announced devices on A, 0x32, 0x3b, 0x3c only')

@@ -13,6 +13,7 @@ from test_hub_ble import BRAKE, crowded_world
 from train_fou import qos
 from train_fou.executors import make_executor, spin_until
 from train_fou.msg import HubState, SpeedCommand
+from train_fou.nodes import ParameterError
 from train_fou.nodes.hub_node import HubNode
 
 
@@ -161,33 +162,8 @@ def test_read_only_and_out_of_range_parameters_are_rejected(ros_context, spin):
 
 
 def test_unknown_backend_refuses_to_start_with_a_clear_message(ros_context):
-    with pytest.raises(ValueError, match="backend 'usb' is not supported; use one of sim, ble"):
+    with pytest.raises(ParameterError, match="^hub_node: parameter backend = 'usb': expected one of sim, ble$"):
         HubNode(context=ros_context, parameter_overrides=[Parameter('backend', value='usb')])
-
-
-@pytest.mark.parametrize('signal_name', ['SIGTERM', 'SIGINT'])
-def test_runner_signal_brakes_and_waits_for_the_acknowledgement(signal_name, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    log = tmp_path / 'run.log'
-    code = 'from train_fou.cli import main; import sys; sys.exit(main(sys.argv[1:]))'
-    with open(log, 'w') as out:
-        proc = subprocess.Popen([sys.executable, '-c', code, 'run', '--nodes', 'hub_node'],
-                                stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED='1'))
-        try:
-            assert wait_until(lambda: 'motor on port A ready' in log.read_text()
-                              and '"event": "started"' in log.read_text(), 20.0), log.read_text()
-            proc.send_signal(getattr(signal, signal_name))
-            assert proc.wait(timeout=20) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-    text = log.read_text()
-    assert 'shutdown: brake acknowledged, disconnected' in text
-    assert text.rindex('sim hub: motor A brake') < text.index('shutdown: brake acknowledged')
 
 
 def test_hub_node_reports_its_health_on_diagnostics(ros_context, spin):
@@ -217,3 +193,35 @@ def test_health_levels(status, level, text):
     from train_fou.hub import HubStatus, health
     got_level, message = health(HubStatus(**status))
     assert got_level == level and text in message
+
+
+def test_a_second_publisher_of_speed_commands_brakes_the_train_and_is_never_obeyed(ros_context, spin):
+    """One master: another ROS system on the domain sends power 100; the hub brakes until it is gone."""
+    import pathlib
+    import subprocess
+    import sys
+
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    hub_node = HubNode(context=ros_context)
+    bench = Controller(ros_context)
+    errors = []
+    bench.create_subscription(DiagnosticArray, '/diagnostics', lambda m: errors.extend(
+        s for s in m.status if s.name == 'hub_node: LEGO hub' and s.level == DiagnosticStatus.ERROR), qos.DIAGNOSTICS)
+    spin(hub_node, bench)
+    bench.power = 30
+    assert wait_until(lambda: hub_node.virtual_hub.power[0] == 30, LIVENESS_S)
+    intruder = subprocess.Popen([sys.executable, '-m', 'helpers.intruder'], cwd=pathlib.Path(__file__).parent,
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert intruder.stdout.readline().strip() == 'publishing'
+        assert wait_until(lambda: '2 publishers on /train/speed_command' in bench.latest().last_error, LIVENESS_S)
+        assert hub_node.virtual_hub.braked[0]
+        # the publisher is in the graph at once; its node's name follows (then hub/state names it)
+        assert wait_until(lambda: '/intruder' in bench.latest().last_error, LIVENESS_S), bench.latest().last_error
+        assert '/hub_node_bench' in bench.latest().last_error
+        assert wait_until(lambda: any('braked: 2 publishers' in s.message for s in errors), LIVENESS_S)
+    finally:
+        intruder.terminate()
+        intruder.wait(timeout=LIVENESS_S)
+    assert wait_until(lambda: hub_node.virtual_hub.power[0] == 30 and bench.latest().last_error == '', LIVENESS_S)
+    assert 'motor A power 100' not in hub_node.virtual_hub.orders

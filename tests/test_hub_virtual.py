@@ -5,7 +5,7 @@ import time
 
 from conftest import LIVENESS_S, best_of_trials, wait_until
 
-from train_fou.hub import HubSession, SimTransport, VirtualHub
+from train_fou.hub import HubSession, NoMotorError, SimTransport, VirtualHub
 from train_fou.lwp3.bytecodes import IOType
 
 BRAKE = bytes.fromhex('080081001151007f')
@@ -150,5 +150,50 @@ def test_session_waits_for_the_motor_and_reports_a_missing_one():
     session.start()
     try:
         assert wait_until(lambda: 'no motor attached to port A' in session.status.last_error, LIVENESS_S)
+    finally:
+        session.stop()
+
+
+def test_a_port_the_hub_does_not_announce_ends_a_session_that_gives_up_on_it():
+    hub, rec = VirtualHub(devices={1: IOType.TRAIN_MOTOR}), Recorder()
+    session = make_session(hub, rec, attach_settle_s=0.2, give_up_on=(NoMotorError,))
+    session.start()
+    try:
+        assert wait_until(lambda: not session.running, LIVENESS_S)
+        assert session.connections == 1 and not session.status.connected
+        assert session.status.last_error == ('no motor attached to port A of Virtual City Hub: the hub announced '
+                                             'devices on B, 0x32, 0x3b, 0x3c only')
+    finally:
+        session.stop()
+
+
+def test_another_device_on_the_port_is_no_motor():
+    hub, rec = VirtualHub(devices={0: IOType.VOLTAGE}), Recorder()
+    session = make_session(hub, rec, give_up_on=(NoMotorError,))
+    session.start()
+    try:
+        assert wait_until(lambda: not session.running, LIVENESS_S)
+        assert 'no motor attached to port A of Virtual City Hub: it has device type 0x0014' in session.status.last_error
+    finally:
+        session.stop()
+
+
+def test_inhibit_brakes_ignores_commands_and_says_why_until_released():
+    hub, rec = VirtualHub(), Recorder()
+    session = make_session(hub, rec, deadman_timeout_s=5.0)
+    session.start()
+    try:
+        session.command(40)
+        assert wait_until(lambda: hub.power[0] == 40, LIVENESS_S)
+        session.inhibit('2 publishers on /train/speed_command')
+        assert wait_until(lambda: hub.braked[0], LIVENESS_S)
+        session.command(100)
+        assert wait_until(lambda: session.status.inhibited and session.status.last_error.startswith('2 publishers'),
+                          LIVENESS_S)
+        assert 'motor A power 100' not in hub.orders
+        session.inhibit('')
+        session.command(45)
+        assert wait_until(lambda: hub.power[0] == 45, LIVENESS_S)
+        assert session.status.inhibited == '' and session.status.last_error == ''
     finally:
         session.stop()

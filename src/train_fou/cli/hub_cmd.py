@@ -2,12 +2,15 @@
 
 `drive` connects (the sim backend by default), sets the power, keeps the
 dead-man fed for `--for` seconds, then brakes and waits for the hub's
-acknowledgement. `--trace` prints every LWP3 message: `> ` sent, `< ` received.
+acknowledgement; SIGINT, SIGTERM, SIGHUP and any error end the drive the same
+way (train_fou.stopping). `--trace` prints every LWP3 message: `> ` sent,
+`< ` received.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 
@@ -36,11 +39,19 @@ def run(args: argparse.Namespace) -> int:
     return {'scan': _scan, 'drive': _drive}[args.hub_command](args)
 
 
+def _seconds(option: str, value: float, low: float = 0.0) -> None:
+    """A finite number of seconds >= low, else one CliError line."""
+    from train_fou.cli import CliError
+    if not (math.isfinite(value) and value >= low):
+        raise CliError(f'{option} {value:g}: expected a finite number of seconds >= {low:g}')
+
+
 def _scan(args: argparse.Namespace) -> int:
     from train_fou.cli import CliError
     from train_fou.hub import HubError, VirtualHub
     from train_fou.hub.transport import Advertiser
 
+    _seconds('--timeout', args.timeout, 0.1)
     if args.backend == 'sim':
         hub = VirtualHub()
         seen = [Advertiser(hub.name, hub.address, hub.kind, hub.rssi)]
@@ -61,8 +72,9 @@ def _scan(args: argparse.Namespace) -> int:
 
 def _drive(args: argparse.Namespace) -> int:
     from train_fou.cli import CliError
-    from train_fou.hub import HubSession, SimTransport, VirtualHub
+    from train_fou.hub import HubSession, NoMotorError, SimTransport, VirtualHub
     from train_fou.lwp3.bytecodes import port_from_name, port_name
+    from train_fou.stopping import StopSignals
 
     try:
         port = port_from_name(args.port)
@@ -70,8 +82,8 @@ def _drive(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     if not -100 <= args.power <= 100:
         raise CliError(f'--power {args.power} outside -100..100')
-    if args.duration < 0:
-        raise CliError(f'--for {args.duration:g} must be >= 0')
+    _seconds('--for', args.duration)
+    _seconds('--timeout', args.timeout, 0.1)
 
     if args.backend == 'sim':
         hub = VirtualHub(on_order=lambda text: print(f'sim hub: {text}', flush=True))
@@ -88,34 +100,44 @@ def _drive(args: argparse.Namespace) -> int:
     def trace(direction: str, data: bytes) -> None:
         print(f'{direction} {data.hex()}', flush=True)
 
+    # A port without a motor ends the session at once (NoMotorError): retrying cannot fix it here.
     session = HubSession(factory, port, backend=args.backend, on_event=event,
-                         on_trace=trace if args.trace else None, connect_timeout_s=args.timeout + 30.0)
-    session.start()
+                         on_trace=trace if args.trace else None, connect_timeout_s=args.timeout + 30.0,
+                         give_up_on=(NoMotorError,))
     acknowledged = False
-    try:
-        if not _wait(lambda: session.status.ready, args.timeout + 30.0):
-            raise CliError(f'hub not ready: {session.status.last_error or "timed out"}')
-        session.command(args.power)
-        if not _wait(lambda: session.status.applied_power == args.power and not session.status.braked, 5.0):
-            raise CliError(f'power {args.power} not applied: {session.status.last_error or "timed out"}')
-        end = time.monotonic() + args.duration
-        while time.monotonic() < end:  # keep the dead-man fed
-            session.command(args.power)
-            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
-    finally:
-        acknowledged = session.stop()
+    with StopSignals() as stop:
+        session.start()
+        try:
+            ready = _wait(lambda: session.status.ready or not session.running, args.timeout + 30.0, stop)
+            if stop.is_set():
+                pass
+            elif not ready or not session.status.ready:
+                raise CliError(f'hub not ready: {session.status.last_error or "timed out"}')
+            else:
+                session.command(args.power)
+                if not _wait(lambda: session.status.applied_power == args.power and not session.status.braked,
+                             5.0, stop) and not stop.is_set():
+                    raise CliError(f'power {args.power} not applied: {session.status.last_error or "timed out"}')
+                end = time.monotonic() + args.duration
+                while time.monotonic() < end and not stop.is_set():  # keep the dead-man fed
+                    session.command(args.power)
+                    stop.wait(min(0.1, max(0.0, end - time.monotonic())))
+        finally:
+            acknowledged = session.stop()  # brake, wait for the acknowledgement, disconnect
     where = f'port {port_name(port)} of {session.status.name or "the hub"}'
     if acknowledged:
-        print(f'{where}: brake acknowledged', file=sys.stderr)
-        return 0
+        stopped = f' (stopped by signal {stop.signum})' if stop.signum is not None else ''
+        print(f'{where}: brake acknowledged{stopped}', file=sys.stderr)
+        return stop.exit_code(0)
     print(f'{where}: brake NOT acknowledged', file=sys.stderr)
     return 1
 
 
-def _wait(predicate, timeout_s: float, step_s: float = 0.02) -> bool:
+def _wait(predicate, timeout_s: float, stop, step_s: float = 0.02) -> bool:
+    """True once predicate() holds; False after timeout_s or when `stop` is set."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop.is_set():
         if predicate():
             return True
-        time.sleep(step_s)
+        stop.wait(step_s)
     return bool(predicate())

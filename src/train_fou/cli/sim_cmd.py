@@ -96,24 +96,23 @@ def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None 
 
 
 def run(args: argparse.Namespace) -> int:
-    import threading
-
     import rclpy
     from rclpy.context import Context
     from rclpy.signals import SignalHandlerOptions
 
     from train_fou import pipelines
     from train_fou.cli import CliError
-    from train_fou.nodes.runner import install_stop_signals
     from train_fou.sim.errors import SimError
     from train_fou.sim.metrics import totals
     from train_fou.sim.scenario import default_scenario_path, load_scenario
+    from train_fou.stopping import StopSignals
 
     if args.runs < 1:
         raise CliError(f'--runs must be at least 1, got {args.runs}')
     scenario_path = args.scenario or default_scenario_path()
     try:
         scenario = load_scenario(scenario_path)
+        scenario.sample(args.seed, args.first_run)  # a bad value: one line before any node starts
     except SimError as err:
         raise CliError(str(err)) from err
     pipeline = 'sim-oracle' if args.oracle else 'sim'
@@ -124,9 +123,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from err
     names = list(pipelines.pipeline(pipeline).nodes)
 
-    stop = threading.Event()
-    restore = install_stop_signals(stop)
-    domain_id = args.domain_id if args.domain_id is not None else private_domain_id()
+    signals = StopSignals().install()  # SIGINT/SIGTERM/SIGHUP: the run's nodes stop, the hub brakes
+    stop = signals.event
+    domain_id = (pipelines.checked_domain_id(args.domain_id, '--domain-id') if args.domain_id is not None
+                 else private_domain_id())
     context = Context()
     rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
     started = time.monotonic()
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
-        restore()
+        signals.restore()
     summary_totals = totals(results)
     summary_totals['wall_s'] = round(time.monotonic() - started, 1)
     summary_totals['all_ok'] = bool(results) and all(r['ok'] for r in results) and len(results) == args.runs
@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(json.dumps({'totals': summary_totals}), flush=True)
     if stop.is_set():
-        return 130
+        return signals.exit_code(130)
     return 0 if summary_totals['all_ok'] else 1
 
 

@@ -6,7 +6,17 @@ updates, then drives the motor from the newest command. Dead-man: no
 `command()` for `deadman_timeout_s` -> brake. A lost link, a failed write or
 "hub will switch off" -> the status says braked and disconnected, and the
 session re-connects with exponential backoff. `stop()` writes a brake, waits
-for the hub's feedback and disconnects.
+for the hub's feedback and disconnects. `inhibit(reason)` brakes and ignores
+commands until `inhibit('')` (the node uses it when a second master publishes
+speed commands).
+
+The motor's port: the hub announces every attached device right after the
+connection (attached-I/O messages, in a burst). A port announced with another
+kind of device, or not announced once the burst has been quiet for
+`attach_settle_s`, has no motor: NoMotorError at once, not after
+`attach_timeout_s` (which still bounds a hub that announces nothing).
+Errors in `give_up_on` end the session instead of reconnecting (`hub drive`
+gives up on NoMotorError; the node keeps retrying: someone may plug the motor in).
 
 The notification callback only enqueues (bleak style); a reader task parses.
 Nothing here prints: events go to `on_event(level, text)`, raw bytes to
@@ -22,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from train_fou.hub.errors import HubError
+from train_fou.hub.errors import HubError, NoMotorError
 from train_fou.hub.transport import Transport, kind_name
 from train_fou.lwp3.bytecodes import (
     POWER_BRAKE, POWER_OUTPUT_TYPES, AlertKind, AlertOperation, AlertStatus, HubAction, HubProperty,
@@ -58,10 +68,14 @@ class HubStatus:
     latency_ms: float = 0.0
     backend: str = ''
     last_error: str = ''
+    #: Why commands are ignored and the motor braked (a second master); empty: commands apply.
+    inhibited: str = ''
 
 
 def health(status: HubStatus) -> tuple[str, str]:
     """('ok' | 'warn' | 'error', one line) for /diagnostics: rqt_robot_monitor shows why at a glance."""
+    if status.inhibited:
+        return 'error', f'braked: {status.inhibited}'
     if not status.connected:
         return 'error', f'not connected: {status.last_error}' if status.last_error else 'not connected'
     if not status.ready:
@@ -81,8 +95,9 @@ class HubSession:
 
     def __init__(self, transport_factory: Callable[[], Transport], port: int = 0, *, backend: str = '',
                  deadman_timeout_s: float = 0.5, ack_timeout_s: float = 1.0, attach_timeout_s: float = 5.0,
+                 attach_settle_s: float = 0.5,
                  connect_timeout_s: float = 30.0, backoff_initial_s: float = 0.5, backoff_max_s: float = 8.0,
-                 tick_s: float = 0.02,
+                 tick_s: float = 0.02, give_up_on: tuple[type[HubError], ...] = (),
                  on_status: Callable[[HubStatus], None] | None = None,
                  on_event: Callable[[str, str], None] | None = None,
                  on_trace: Callable[[str, bytes], None] | None = None,
@@ -93,6 +108,8 @@ class HubSession:
         self.deadman_timeout_s = deadman_timeout_s
         self.ack_timeout_s = ack_timeout_s
         self.attach_timeout_s = attach_timeout_s
+        self.attach_settle_s = attach_settle_s
+        self.give_up_on = give_up_on
         self.connect_timeout_s = connect_timeout_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
@@ -108,6 +125,10 @@ class HubSession:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._finished = threading.Event()
+        self._inhibited = ''
+        self._announced: dict[int, int] = {}
+        self._announced_at = 0.0
         self._brake_acknowledged = False
         self._applied: int | None = None  # power byte last written on this connection
         self._deadman = False
@@ -119,6 +140,11 @@ class HubSession:
     @property
     def status(self) -> HubStatus:
         return self._status
+
+    @property
+    def running(self) -> bool:
+        """Started and not ended (stopped, or given up on an error in `give_up_on`)."""
+        return self._started.is_set() and not self._finished.is_set()
 
     def start(self) -> None:
         """Start the session thread and its event loop (returns at once)."""
@@ -135,6 +161,17 @@ class HubSession:
         with self._lock:
             self._desired = (power, bool(brake), int(source_stamp_ns), self._clock())
         self._wake_loop()
+
+    def inhibit(self, reason: str) -> None:
+        """Brake now and ignore commands while `reason` is not empty (hub/state says why); '' drives again."""
+        with self._lock:
+            self._inhibited = reason
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._apply_inhibit, reason)
+            except RuntimeError:
+                pass
 
     def stop(self, timeout_s: float = 5.0) -> bool:
         """Brake, wait for the hub's acknowledgement, disconnect, end the thread. True if acknowledged."""
@@ -181,6 +218,17 @@ class HubSession:
         finally:
             self._loop = None
             loop.close()
+            self._finished.set()
+
+    def _apply_inhibit(self, reason: str) -> None:
+        before = self._status
+        changes: dict = {'inhibited': reason}
+        if reason:
+            changes['last_error'] = reason
+        elif before.last_error == before.inhibited:
+            changes['last_error'] = ''
+        self._set_status(**changes)
+        self._wake.set()
 
     def _request_stop(self) -> None:
         self._stopping.set()
@@ -233,6 +281,10 @@ class HubSession:
                 except HubError as err:
                     if not self._stopping.is_set():
                         self._error(str(err))
+                    if isinstance(err, self.give_up_on):
+                        await self._close(transport)
+                        self._event('error', f'giving up: {err}')
+                        break
                 except asyncio.TimeoutError:
                     self._error(f'connecting took longer than {self.connect_timeout_s:g} s')
                 except Exception as err:  # a bug or an unexpected transport error: reconnect, brake first
@@ -275,6 +327,8 @@ class HubSession:
         generation = self._generation
         self._link_lost_reason = None
         self._attached.clear()
+        self._announced: dict[int, int] = {}  # port -> io type, from this connection's attached-I/O messages
+        self._announced_at = 0.0
         self._parser.reset()
         while not self._inbox.empty():
             self._inbox.get_nowait()
@@ -297,6 +351,7 @@ class HubSession:
         deadline = self._clock() + self.attach_timeout_s
         while not self._attached.is_set():
             self._check_link()
+            self._check_port(info.name)
             if self._clock() > deadline:
                 raise HubError(f'no motor attached to port {port_name(self.port)} of {info.name} '
                                f'within {self.attach_timeout_s:g} s')
@@ -310,6 +365,16 @@ class HubSession:
             await self._write(transport, HubAlertMessage(alert, AlertOperation.ENABLE_UPDATES))
         self._set_status(ready=True)
         self._event('info', f'motor on port {port_name(self.port)} ready')
+
+    def _check_port(self, hub_name: str) -> None:
+        """NoMotorError when the hub's announcements show that the port has no motor."""
+        where = f'port {port_name(self.port)} of {hub_name}'
+        io_type = self._announced.get(self.port)
+        if io_type is not None and io_type not in POWER_OUTPUT_TYPES:
+            raise NoMotorError(f'no motor attached to {where}: it has device type 0x{io_type:04x}')
+        if io_type is None and self._announced and self._clock() - self._announced_at > self.attach_settle_s:
+            listed = ', '.join(port_name(p) for p in sorted(self._announced))
+            raise NoMotorError(f'no motor attached to {where}: the hub announced devices on {listed} only')
 
     def _lose_link(self, generation: int, reason: str) -> None:
         if generation == self._generation and self._link_lost_reason is None:
@@ -344,7 +409,9 @@ class HubSession:
         and the brake should not wait for it.
         """
         with self._lock:
-            desired = self._desired
+            desired, inhibited = self._desired, self._inhibited
+        if inhibited:
+            return POWER_BRAKE, 0, None
         if desired is None or self._clock() - desired[3] > self.deadman_timeout_s:
             event = None
             if not self._deadman and desired is not None:
@@ -414,12 +481,17 @@ class HubSession:
         elif isinstance(item, PortOutputFeedbackMessage):
             if item.for_port(self.port) is not None:
                 self._ack.set()
-        elif isinstance(item, AttachedIOMessage) and item.port == self.port:
+        elif isinstance(item, AttachedIOMessage):
+            self._announced[item.port] = item.io_type
+            self._announced_at = self._clock()
+            if item.port != self.port:
+                return
             if item.io_type in POWER_OUTPUT_TYPES:
                 self._attached.set()
             else:
                 self._error(f'port {port_name(self.port)} has device type 0x{item.io_type:04x}, not a motor')
         elif isinstance(item, DetachedIOMessage) and item.port == self.port:
+            self._announced.pop(item.port, None)
             self._attached.clear()
             self._error(f'motor detached from port {port_name(self.port)}')
         elif isinstance(item, HubPropertyMessage) and item.op == HubPropertyOperation.UPDATE:

@@ -4,7 +4,17 @@ A thin adapter over train_fou.hub.HubSession, whose asyncio loop runs in a
 thread owned by this node. Backends: `sim` (an in-process virtual City hub,
 the default) and `ble` (bleak). The session brakes on the dead-man, on every
 reconnect and in `on_shutdown()` (brake written and acknowledged before it
-disconnects); the runner calls `on_shutdown()` on SIGINT/SIGTERM.
+disconnects); the runner calls `on_shutdown()` on SIGINT, SIGTERM and SIGHUP.
+
+One master: the hub obeys train/speed_command only while the topic has a
+single publisher. A second one (another controller, another ROS system on the
+same domain, a stray `ros2 topic pub`) brakes the train, logs it once, says so
+in hub/state.last_error and on /diagnostics; commands apply again once a single
+publisher remains. The count is read on every command, before it reaches the
+motor (a second publisher is in the ROS graph before its first message is
+delivered), and at 20 Hz, so a silent second publisher brakes the train too.
+`trace: true` logs every LWP3 message as hex (`> ` sent, `< ` received), as
+`train-fou hub drive --trace` prints them.
 """
 from __future__ import annotations
 
@@ -19,9 +29,12 @@ from train_fou import qos
 from train_fou.hub import HubSession, HubStatus, SimTransport, VirtualHub, health
 from train_fou.lwp3.bytecodes import port_from_name, port_name
 from train_fou.msg import HubState, SpeedCommand
+from train_fou.nodes.parameters import CheckedParameters
 
 BACKENDS = ('sim', 'ble')
 DIAGNOSTIC_LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
+#: How often the publishers of train/speed_command are counted without a command (one master).
+MASTER_CHECK_HZ = 20.0
 
 
 def _text(description: str, read_only: bool = True) -> ParameterDescriptor:
@@ -33,13 +46,31 @@ def _number(description: str, low: float, high: float, read_only: bool = False) 
                                floating_point_range=[FloatingPointRange(from_value=low, to_value=high)])
 
 
-class HubNode(Node):
+def _publisher_name(info) -> str:
+    """'/ns/node' of a publisher; its GID while the graph does not know the node's name yet."""
+    if info.node_name and not info.node_name.startswith('_NODE_NAME_UNKNOWN'):
+        return f'{info.node_namespace.rstrip("/")}/{info.node_name}'
+    return 'a node not yet named, gid ' + bytes(info.endpoint_gid[:8]).hex()
+
+
+class HubNode(CheckedParameters, Node):
     """Drive the train motor from train/speed_command; publish hub/state."""
 
     def __init__(self, ble_classes: tuple[type, type] | None = None, **kwargs: Any) -> None:
         """`ble_classes`: (scanner, client) stand-ins for bleak's BleakScanner/BleakClient (tests)."""
+        self._stopped = True  # until the session exists: destroy_node is safe from the first line on
+        self._closed = False
+        self._lock = threading.Lock()
+        self.brake_acknowledged = False  #: on_shutdown's result (the CLI reports it)
         super().__init__('hub_node', **kwargs)
-        backend = self.declare_parameter('backend', 'sim', _text('sim (virtual hub) or ble (LEGO hub)')).value
+        try:
+            self._setup(ble_classes)
+        except BaseException:
+            self.destroy_node()
+            raise
+
+    def _setup(self, ble_classes) -> None:
+        backend = self.declare_choice('backend', 'sim', BACKENDS, 'sim (virtual hub) or ble (LEGO hub)')
         name = self.declare_parameter('hub_name', '', _text('advertised name of the hub to connect to')).value
         address = self.declare_parameter('hub_address', '', _text('BLE address of the hub (or its name)')).value
         port_text = self.declare_parameter('port', 'A', _text('motor port: A, B, C or D')).value
@@ -54,17 +85,17 @@ class HubNode(Node):
         log_orders = self.declare_parameter('sim_log_orders', True, ParameterDescriptor(
             type=ParameterType.PARAMETER_BOOL, read_only=True,
             description='sim backend: log every order the virtual hub receives, in words')).value
-        self._stopped = True  # until the session exists
+        trace = self.declare_parameter('trace', False, ParameterDescriptor(
+            type=ParameterType.PARAMETER_BOOL, read_only=True,
+            description='log every LWP3 message as hex: "> " sent, "< " received')).value
         try:
-            if backend not in BACKENDS:
-                raise ValueError(f'hub_node: backend {backend!r} is not supported; use one of {", ".join(BACKENDS)}')
-            try:
-                port = port_from_name(port_text)
-            except ValueError as err:
-                raise ValueError(f'hub_node: {err}') from None
+            port = port_from_name(port_text)
         except ValueError:
-            super().destroy_node()
-            raise
+            raise self.parameter_error('port', port_text, 'A, B, C, D or a port number 0..255') from None
+        if backend == 'ble' and not (name or address):
+            raise self.parameter_error(
+                'hub_name', name, 'the name (or hub_address: the address) of the hub to drive with backend ble; '
+                'train_fou never connects to whichever hub is in range (`train-fou hub scan` lists them)')
 
         self.virtual_hub: VirtualHub | None = None
         if backend == 'sim':
@@ -77,18 +108,19 @@ class HubNode(Node):
             scanner_cls, client_cls = ble_classes or (None, None)
             factory = lambda: BleTransport(name, address, scan_s, scanner_cls, client_cls)  # noqa: E731
 
-        self._lock = threading.Lock()
-        self._closed = False
         self._state_pub = self.create_publisher(HubState, 'hub/state', qos.LATCHED)
-        self.create_subscription(SpeedCommand, 'train/speed_command', self._on_command, qos.RELIABLE)
+        self._command_sub = self.create_subscription(SpeedCommand, 'train/speed_command', self._on_command,
+                                                     qos.RELIABLE)
+        self._masters = 1  # publishers of train/speed_command at the last count (1: obey)
         self.create_timer(1.0 / rate, self._publish_periodic)
+        self.create_timer(1.0 / MASTER_CHECK_HZ, self._check_masters)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', qos.DIAGNOSTICS)
         self.create_timer(1.0, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.session = HubSession(
             factory, port, backend=backend, deadman_timeout_s=deadman, ack_timeout_s=ack_s,
             backoff_max_s=backoff_s, connect_timeout_s=scan_s + 30.0,
-            on_status=self._publish, on_event=self._log_event,
+            on_status=self._publish, on_event=self._log_event, on_trace=self._log_trace if trace else None,
             wall_clock_ns=lambda: self.get_clock().now().nanoseconds)
         self._publish(self.session.status)
         self.session.start()
@@ -111,9 +143,34 @@ class HubNode(Node):
         else:
             self.get_logger().info(text)
 
+    def _log_trace(self, direction: str, data: bytes) -> None:
+        self.get_logger().info(f'{direction} {data.hex()}')
+
     def _on_command(self, msg: SpeedCommand) -> None:
-        stamp_ns = int(msg.source_stamp.sec) * 1_000_000_000 + int(msg.source_stamp.nanosec)
-        self.session.command(int(msg.power), bool(msg.brake), stamp_ns)
+        if self._check_masters():
+            stamp_ns = int(msg.source_stamp.sec) * 1_000_000_000 + int(msg.source_stamp.nanosec)
+            self.session.command(int(msg.power), bool(msg.brake), stamp_ns)
+
+    def _check_masters(self) -> bool:
+        """Count the publishers of train/speed_command; brake while there is more than one. True: obey."""
+        count = self.count_publishers(self._command_sub.topic_name)
+        if count <= 1:
+            if self._masters > 1:
+                self._masters = count
+                self.session.inhibit('')
+                self.get_logger().info('one publisher of train/speed_command again: commands apply')
+            return True
+        first = self._masters <= 1
+        self._masters = count
+        names = ', '.join(sorted(_publisher_name(p) for p in
+                                 self.get_publishers_info_by_topic(self._command_sub.topic_name)))
+        reason = (f'{count} publishers on {self._command_sub.topic_name} ({names}): braked until only one '
+                  'remains (one master: another controller or ROS system on this domain?)')
+        if reason != self.session.status.inhibited:  # node names arrive after the publisher itself
+            self.session.inhibit(reason)
+        if first:
+            self.get_logger().error(reason)
+        return False
 
     def _publish(self, status: HubStatus) -> None:
         with self._lock:
@@ -152,9 +209,9 @@ class HubNode(Node):
     def on_shutdown(self) -> bool:
         """Brake, wait for the hub's acknowledgement, disconnect. True when the hub acknowledged."""
         if self._stopped:
-            return False
+            return self.brake_acknowledged
         self._stopped = True
-        acknowledged = self.session.stop()
+        acknowledged = self.brake_acknowledged = self.session.stop()
         self._publish(self.session.status)
         if acknowledged:
             self.get_logger().info('shutdown: brake acknowledged, disconnected')

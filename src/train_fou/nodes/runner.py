@@ -2,14 +2,15 @@
 them safely.
 
 This is `ros2 launch` for machines without launch_ros: `train-fou run` and the
-per-node executables go through here. SIGINT and SIGTERM only set an event;
-the main thread then calls every node's `on_shutdown()` (the hub brakes) while
-the executor still spins, destroys the nodes and shuts rclpy down.
+per-node executables go through here. SIGINT, SIGTERM and SIGHUP only set an
+event (train_fou.stopping); the main thread then calls every node's
+`on_shutdown()` (the hub brakes and waits for the acknowledgement) while the
+executor still spins, destroys the nodes and shuts rclpy down. An exception
+(a node that refuses to start, a callback that raises) leaves the same way.
 """
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from typing import Any, Callable, Iterable, Sequence
 
@@ -19,14 +20,29 @@ from rclpy.parameter import Parameter
 
 from train_fou.executors import executor_kind as check_executor_kind
 from train_fou.executors import make_executor, spin_until
-from train_fou.nodes import node_class
+from train_fou.nodes import ParameterError, node_class
+from train_fou.nodes.parameters import shown
+from train_fou.stopping import StopSignals
 
 log = logging.getLogger('train_fou.runner')
 
 
-def build_parameters(values: dict[str, Any]) -> list[Parameter]:
-    """Parameter overrides from plain values (lists of ints/floats/strings included)."""
-    return [Parameter(name, value=value) for name, value in values.items()]
+def build_parameters(values: dict[str, Any], node: str = '') -> list[Parameter]:
+    """Parameter overrides from plain values (lists of ints/floats/strings included).
+
+    A value no ROS parameter can hold (a mapping, a list of mixed types, null) is a
+    ParameterError naming the node and the parameter.
+    """
+    parameters = []
+    for name, value in values.items():
+        try:
+            if value is None:
+                raise TypeError('null')
+            parameters.append(Parameter(name, value=value))
+        except TypeError:
+            raise ParameterError(f'{node or "node"}: parameter {name} = {shown(value)}: expected a bool, an '
+                                 'integer, a number, a string, or a list of one of these') from None
+    return parameters
 
 
 def create_nodes(names: Sequence[str], params: dict[str, dict[str, Any]] | None = None,
@@ -41,7 +57,7 @@ def create_nodes(names: Sequence[str], params: dict[str, dict[str, Any]] | None 
                 kwargs['context'] = context
             overrides = (params or {}).get(name)
             if overrides:
-                kwargs['parameter_overrides'] = build_parameters(overrides)
+                kwargs['parameter_overrides'] = build_parameters(overrides, name)
             nodes.append(cls(**kwargs))
     except BaseException:
         destroy_nodes(nodes)
@@ -64,32 +80,24 @@ def destroy_nodes(nodes: Iterable) -> None:
             log.error('%s: destroy failed: %s', node.get_name(), err)
 
 
-def install_stop_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT and SIGTERM set `stop`; returns a function that restores the old handlers."""
-    previous = {}
-
-    def handler(signum, _frame):
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, handler)
-
-    def restore() -> None:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-    return restore
-
-
 def run_composition(names: Sequence[str], params: dict[str, dict[str, Any]] | None = None,
                     namespace: str = '', ros_args: list[str] | None = None,
                     stop: threading.Event | None = None,
                     on_started: Callable[[list], None] | None = None,
-                    num_threads: int | None = None, executor_kind: str | None = None) -> int:
-    """Start `names` in this process, spin until SIGINT/SIGTERM (or `stop`), shut down cleanly."""
+                    num_threads: int | None = None, executor_kind: str | None = None,
+                    domain_id: int | None = None) -> int:
+    """Start `names` in this process, spin until SIGINT/SIGTERM/SIGHUP (or `stop`), shut down cleanly.
+
+    `domain_id`: the ROS domain (None: $ROS_DOMAIN_ID, else 0).
+    """
     executor_kind = check_executor_kind(executor_kind)  # a bad $TRAIN_FOU_EXECUTOR: one line, before init
-    stop = stop or threading.Event()
-    restore = install_stop_signals(stop) if threading.current_thread() is threading.main_thread() else None
-    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+    signals = StopSignals(stop).install()
+    stop = signals.event
+    try:
+        rclpy.init(args=ros_args, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    except BaseException:
+        signals.restore()
+        raise
     nodes: list = []
     executor = make_executor(executor_kind, num_threads=num_threads)
     try:
@@ -110,5 +118,4 @@ def run_composition(names: Sequence[str], params: dict[str, dict[str, Any]] | No
         executor.shutdown()
         if rclpy.ok():
             rclpy.shutdown()
-        if restore is not None:
-            restore()
+        signals.restore()
