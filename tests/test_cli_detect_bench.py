@@ -52,6 +52,35 @@ def test_detect_expands_folders_and_reports_unreadable_files_without_stopping(mo
     assert 'c_broken.png: not a readable image' in err
 
 
+def test_detect_reports_a_truncated_jpeg_as_an_error_not_as_an_image_without_signs(model, images, capfd):
+    ok, jpeg = cv2.imencode('.jpg', np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    truncated = images / 'c_truncated.jpg'
+    truncated.write_bytes(jpeg.tobytes()[:-2000])
+    assert main(['detect', str(truncated), str(images / 'b_black.jpg'), '--model', str(model)]) == 1
+    out, err = capfd.readouterr()
+    assert 'c_truncated.jpg' not in out and 'b_black.jpg: no signs' in out
+    assert f'train-fou detect: {truncated}: not a readable image: truncated JPEG' in err
+    assert 'Premature end of JPEG file' not in err  # libjpeg never saw it
+
+
+def test_detect_says_when_a_folder_holds_no_images(model, tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'notes.txt').write_text('no images here')
+    assert main(['detect', str(empty), '--model', str(model)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ''
+    assert err.splitlines() == [f'train-fou detect: {empty}: no images (looked for .bmp, .jpeg, .jpg, .png, .tif, '
+                                '.tiff, .webp)']
+
+
+@pytest.mark.parametrize('conf', ['5', '-1', 'nan'])
+def test_detect_refuses_a_score_threshold_outside_0_to_1(model, images, conf, capsys):
+    assert main(['detect', str(images), '--model', str(model), '--conf', conf]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f'train-fou detect: error: --conf {float(conf):g}: expected a score from 0 to 1']
+
+
 def test_detect_with_a_missing_model_is_one_line_naming_the_path(tmp_path, images):
     missing = tmp_path / 'models' / 'signs.onnx'
     done = subprocess.run(TRAIN_FOU + ['detect', str(images), '--model', str(missing)],

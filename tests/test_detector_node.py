@@ -144,10 +144,16 @@ def test_a_truncated_serialized_message_is_skipped_and_the_node_still_answers(ha
     assert harness.answer(3_500_000_002).detections
 
 
-def test_an_undecodable_jpeg_is_skipped_and_the_node_still_answers(ros_context, model):
+def _truncated_jpeg() -> bytes:
+    ok, jpeg = cv2.imencode('.jpg', np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    return jpeg.tobytes()[:-2000]  # libjpeg would decode this, grey where the bytes are missing
+
+
+@pytest.mark.parametrize('data', [b'\xff\xd8\xff garbage', _truncated_jpeg()], ids=['undecodable', 'truncated'])
+def test_an_undecodable_or_truncated_jpeg_is_skipped_counted_and_the_node_still_answers(ros_context, model, data):
     h = Harness(ros_context, model, compressed=True)
     try:
-        bad = CompressedImage(format='jpeg', data=array.array('B', b'\xff\xd8\xff garbage'))
+        bad = CompressedImage(format='jpeg', data=array.array('B', data))
         bad.header.stamp.sec = 4
         h.pub.publish(bad)
         assert wait_until(lambda: h.detector._bad_frames == 1, 10, h.spin)
@@ -156,6 +162,7 @@ def test_an_undecodable_jpeg_is_skipped_and_the_node_still_answers(ros_context, 
         good.header.stamp.sec = 5
         h.pub.publish(good)
         assert h.answer(5 * 10**9).detections
+        assert not any(stamp_ns(m.header) == 4 * 10**9 for _, m in h.detections)  # the bad frame got no answer
     finally:
         h.close()
 

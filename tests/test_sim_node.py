@@ -129,3 +129,16 @@ def test_free_running_sim_steps_on_wall_time_without_waiting(ros_context, scenar
     assert sim._clock_pub is None  # no /clock without lockstep
     stamps = [f.header.stamp.sec * 10**9 + f.header.stamp.nanosec for f in frames]
     assert stamps == sorted(stamps) and stamps[0] > 10**18  # wall-clock stamps, not simulated ones
+
+
+def test_a_scenario_with_fps_0_is_one_line_for_the_node_and_for_train_fou_sim(ros_context, tmp_path, capfd):
+    """Used to be a ZeroDivisionError traceback inside track_sim's timer callback."""
+    from train_fou.cli import main
+    from train_fou.sim.errors import SimError
+    scenario = tmp_path / 'fps0.yaml'
+    scenario.write_text(SCENARIO.replace('fps: 10', 'fps: 0'))
+    with pytest.raises(SimError, match=f'^scenario {scenario}: fps = 0: expected a number > 0 and <= 120$'):
+        TrackSim(context=ros_context, parameter_overrides=build_parameters({'scenario': str(scenario)}))
+    assert main(['sim', '--oracle', '--scenario', str(scenario)]) == 2
+    assert capfd.readouterr().err.splitlines()[-1] == (f'train-fou sim: error: scenario {scenario}: fps = 0: '
+                                                       'expected a number > 0 and <= 120')

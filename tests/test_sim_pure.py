@@ -109,6 +109,21 @@ def test_scenario_with_overlapping_signs_names_them():
         Scenario('bad', spec).sample(1)
 
 
+@pytest.mark.parametrize(('spec', 'problem'), [
+    ({'fps': 0}, 'fps = 0: expected a number > 0 and <= 120'),
+    ({'fps': float('nan')}, 'fps = nan: expected a number > 0 and <= 120'),
+    ({'track': {'length_m': -8.0}}, 'track.length_m = -8: expected a number > 0 and <= 1000'),
+    ({'train': {'motor_lag_s': 0.0}}, 'train.motor_lag_s = 0: expected a number > 0 and <= 60'),
+    ({'camera': {'hfov_deg': [200, 210]}}, 'camera.hfov_deg = 20'),
+    ({'signs': {'distractors': float('inf')}}, 'signs.distractors'),
+])
+def test_a_scenario_value_out_of_its_range_is_one_line_naming_it(spec, problem):
+    """Not a ZeroDivisionError in the node's callback (fps 0), not a meaningless run (a negative track)."""
+    with pytest.raises(SimError) as caught:
+        Scenario('bad', {'signs': {'placed': []}, **spec}).sample(0)
+    assert str(caught.value).startswith(f'scenario bad: {problem}') and '\n' not in str(caught.value)
+
+
 def test_missing_scenario_file_is_one_clear_error(tmp_path):
     with pytest.raises(SimError, match='scenario file not found'):
         load_scenario(tmp_path / 'nope.yaml')

@@ -132,3 +132,20 @@ def test_parse_image_rejects_garbage(data, message):
     from train_fou.vision.cdr import parse_image
     with pytest.raises(ImageDecodeError, match=message):
         parse_image(data)
+
+
+@pytest.mark.parametrize('params', [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]], ids=['baseline', 'progressive'])
+def test_a_jpeg_cut_anywhere_is_truncated_while_bytes_after_its_end_are_allowed(params):
+    image = np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    ok, jpeg = cv2.imencode('.jpg', image, params)
+    jpeg = jpeg.tobytes()
+    assert decode_jpeg(jpeg + b'trailer written by a phone').shape == image.shape
+    for cut in (len(jpeg) - 2, len(jpeg) // 2, 200, 30):
+        with pytest.raises(ImageDecodeError, match='truncated JPEG'):
+            decode_jpeg(jpeg[:cut])
+
+
+def test_a_truncated_png_is_an_error_before_libpng_sees_it():
+    ok, png = cv2.imencode('.png', np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ImageDecodeError, match='truncated PNG'):
+        decode_jpeg(png.tobytes()[:-20])

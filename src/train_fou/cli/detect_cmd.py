@@ -1,8 +1,14 @@
-"""`train-fou detect PATH... [--model M] [--json]`: run the sign detector on image files."""
+"""`train-fou detect PATH... [--model M] [--json]`: run the sign detector on image files.
+
+A file that is missing, unreadable or truncated, and a folder without images,
+each give one line on stderr; the other images are still detected, and the exit
+code is 1.
+"""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 
@@ -21,16 +27,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true', help='one JSON object per line')
 
 
-def expand(paths: list[str]) -> list[pathlib.Path]:
-    """Files as given, folders expanded to their images (sorted)."""
+def expand(paths: list[str]) -> tuple[list[pathlib.Path], list[pathlib.Path]]:
+    """(files as given and folders expanded to their images, sorted; the folders that hold none)."""
     out: list[pathlib.Path] = []
+    empty: list[pathlib.Path] = []
     for raw in paths:
         path = pathlib.Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            out.extend(found)
+            if not found:
+                empty.append(path)
         else:
             out.append(path)
-    return out
+    return out, empty
 
 
 def open_cli_detector(model: str | None, backend: str, conf: float | None = None):
@@ -50,17 +60,27 @@ def open_cli_detector(model: str | None, backend: str, conf: float | None = None
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
+    from train_fou.cli import CliError
+    from train_fou.vision.errors import ImageDecodeError
+    from train_fou.vision.images import read_image
 
+    if args.conf is not None and not (math.isfinite(args.conf) and 0.0 <= args.conf <= 1.0):
+        raise CliError(f'--conf {args.conf:g}: expected a score from 0 to 1')
+    files, empty = expand(args.paths)
+    for folder in empty:
+        print(f'train-fou detect: {folder}: no images (looked for {", ".join(sorted(IMAGE_SUFFIXES))})',
+              file=sys.stderr)
+    failures = len(empty)
+    if not files:
+        return 1
     detector, choice = open_cli_detector(args.model, args.backend, args.conf)
     print(f'backend: {choice.reason}', file=sys.stderr)
-    failures = 0
     try:
-        for path in expand(args.paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                reason = 'not found' if not path.exists() else 'not a readable image'
-                print(f'train-fou detect: {path}: {reason}', file=sys.stderr)
+        for path in files:
+            try:
+                image = read_image(path)
+            except ImageDecodeError as err:
+                print(f'train-fou detect: {err}', file=sys.stderr)
                 failures += 1
                 continue
             result = detector.detect(image)

@@ -1,7 +1,9 @@
 """Scenarios: YAML files that describe a family of runs, sampled per run by seed.
 
 A value written `[low, high]` is drawn uniformly for each run (integers when
-both bounds are integers); a plain value is fixed. Run `i` of a campaign with
+both bounds are integers); a plain value is fixed. Every drawn value is checked
+against LIMITS (a frame rate of 0, a negative track length or NaN is a SimError
+naming the value, never a ZeroDivisionError or a meaningless run). Run `i` of a campaign with
 seed `S` draws from `numpy.random.SeedSequence([S, i])`, so a run is the same
 on every machine and does not depend on the runs before it.
 """
@@ -63,7 +65,7 @@ class Scenario:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(run_index)]))
         try:
             return _sample_world(self, rng, (int(seed), int(run_index)), distractor_kinds)
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
             where = self.path or self.name
             raise SimError(f'scenario {where}: {err}') from err
 
@@ -110,33 +112,79 @@ def _section(spec: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return section
 
 
+#: name -> (lowest, highest, lowest allowed itself) of every drawn value; NaN never passes.
+LIMITS: dict[str, tuple[float, float, bool]] = {
+    'fps': (0.0, 120.0, False),
+    'max_time_s': (0.0, 3600.0, False),
+    'end_still_s': (0.0, 3600.0, True),
+    'reaction_distance_m': (0.0, 100.0, True),
+    'limit_lookahead_m': (0.0, 100.0, True),
+    'track.length_m': (0.0, 1000.0, False),
+    'train.max_speed_mps': (0.0, 10.0, False),
+    'train.motor_lag_s': (0.0, 60.0, False),
+    'train.brake_decel_mps2': (0.0, 100.0, False),
+    'train.coast_decel_mps2': (0.0, 100.0, True),
+    'train.start_speed_mps': (0.0, 10.0, True),
+    'camera.width': (16, 4096, True),
+    'camera.height': (16, 4096, True),
+    'camera.hfov_deg': (0.0, 179.0, False),
+    'camera.height_m': (0.0, 10.0, False),
+    'camera.pitch_deg': (-89.0, 89.0, True),
+    'look.brightness': (0.0, 10.0, True),
+    'look.contrast': (0.0, 10.0, True),
+    'look.tint': (0.0, 10.0, True),
+    'look.noise_std': (0.0, 255.0, True),
+    'signs.lateral_m': (-10.0, 10.0, True),
+    'signs.face_height_m': (0.0, 1.0, False),
+    'signs.left_probability': (0.0, 1.0, True),
+    'signs.min_gap_m': (0.0, 1000.0, True),
+    'signs.distractors': (0, 1000, True),
+    'signs.distractor_gap_m': (0.0, 1000.0, True),
+}
+
+
+def checked(name: str, raw: Any, kind: type = float) -> Any:
+    """`raw` as `kind` when LIMITS allow it for `name`; ValueError naming the value and the range otherwise."""
+    low, high, low_ok = LIMITS[name]
+    value = float(raw)
+    if not ((low <= value if low_ok else low < value) and value <= high):
+        bound = '>=' if low_ok else '>'
+        raise ValueError(f'{name} = {value:g}: expected a number {bound} {low:g} and <= {high:g}')
+    return kind(value)
+
+
 def _sample_world(scenario: Scenario, rng: np.random.Generator, seed: tuple[int, int],
                   distractor_kinds: Sequence[str] | None) -> World:
     spec = scenario.spec
     train_spec = _section(spec, 'train')
+
+    def value(section: Mapping[str, Any], prefix: str, key: str, default: Any) -> float:
+        return checked(f'{prefix}{key}', draw(rng, section.get(key, default)))
+
     train = TrainParams(
-        max_speed_mps=float(draw(rng, train_spec.get('max_speed_mps', 1.0))),
-        motor_lag_s=float(draw(rng, train_spec.get('motor_lag_s', 0.4))),
-        brake_decel_mps2=float(draw(rng, train_spec.get('brake_decel_mps2', 1.5))),
-        coast_decel_mps2=float(draw(rng, train_spec.get('coast_decel_mps2', 0.4))),
+        max_speed_mps=value(train_spec, 'train.', 'max_speed_mps', 1.0),
+        motor_lag_s=value(train_spec, 'train.', 'motor_lag_s', 0.4),
+        brake_decel_mps2=value(train_spec, 'train.', 'brake_decel_mps2', 1.5),
+        coast_decel_mps2=value(train_spec, 'train.', 'coast_decel_mps2', 0.4),
     )
-    start_speed = float(draw(rng, train_spec.get('start_speed_mps', 0.0)))
+    start_speed = value(train_spec, 'train.', 'start_speed_mps', 0.0)
     cam_spec = _section(spec, 'camera')
     camera = CameraParams(
-        width=int(cam_spec.get('width', 640)), height=int(cam_spec.get('height', 480)),
-        hfov_deg=float(draw(rng, cam_spec.get('hfov_deg', 62.0))),
-        height_m=float(draw(rng, cam_spec.get('height_m', 0.09))),
-        pitch_deg=float(draw(rng, cam_spec.get('pitch_deg', 3.0))),
+        width=checked('camera.width', cam_spec.get('width', 640), int),
+        height=checked('camera.height', cam_spec.get('height', 480), int),
+        hfov_deg=value(cam_spec, 'camera.', 'hfov_deg', 62.0),
+        height_m=value(cam_spec, 'camera.', 'height_m', 0.09),
+        pitch_deg=value(cam_spec, 'camera.', 'pitch_deg', 3.0),
     )
-    length = float(draw(rng, _section(spec, 'track').get('length_m', 12.0)))
+    length = value(_section(spec, 'track'), 'track.', 'length_m', 12.0)
     signs = _sample_signs(_section(spec, 'signs'), rng, length, distractor_kinds)
     look_spec = _section(spec, 'look')
-    tint = [float(draw(rng, look_spec.get('tint', 1.0))) for _ in range(3)]
+    tint = [value(look_spec, 'look.', 'tint', 1.0) for _ in range(3)]
     look = Look(
-        brightness=float(draw(rng, look_spec.get('brightness', 1.0))),
-        contrast=float(draw(rng, look_spec.get('contrast', 1.0))),
+        brightness=value(look_spec, 'look.', 'brightness', 1.0),
+        contrast=value(look_spec, 'look.', 'contrast', 1.0),
         tint_bgr=(tint[0], tint[1], tint[2]),
-        noise_std=float(draw(rng, look_spec.get('noise_std', 3.0))),
+        noise_std=value(look_spec, 'look.', 'noise_std', 3.0),
         table_bgr=tuple(float(v) for v in rng.uniform(50, 170, 3)),
         backdrop=str(_choice(rng, look_spec.get('backdrop', 'room'))),
         seed=int(rng.integers(0, 2**31 - 1)),
@@ -144,21 +192,22 @@ def _sample_world(scenario: Scenario, rng: np.random.Generator, seed: tuple[int,
     return World(
         name=scenario.name, seed=seed, track=Track(cliff_at_m=length, signs=tuple(signs)),
         train=train, camera=camera, look=look, start_speed_mps=start_speed,
-        fps=float(spec.get('fps', 10)), max_time_s=float(spec.get('max_time_s', 90)),
-        end_still_s=float(spec.get('end_still_s', 5.0)),
-        reaction_distance_m=float(spec.get('reaction_distance_m', 0.6)),
-        limit_lookahead_m=float(spec.get('limit_lookahead_m', 2.0)),
+        fps=checked('fps', spec.get('fps', 10)),
+        max_time_s=checked('max_time_s', spec.get('max_time_s', 90)),
+        end_still_s=checked('end_still_s', spec.get('end_still_s', 5.0)),
+        reaction_distance_m=checked('reaction_distance_m', spec.get('reaction_distance_m', 0.6)),
+        limit_lookahead_m=checked('limit_lookahead_m', spec.get('limit_lookahead_m', 2.0)),
     )
 
 
 def _sample_signs(spec: Mapping[str, Any], rng: np.random.Generator, length: float,
                   distractor_kinds: Sequence[str] | None) -> list[Sign]:
     def make(kind: str, at_m: float) -> Sign:
-        lateral = float(draw(rng, spec.get('lateral_m', 0.15)))
-        if rng.random() < float(spec.get('left_probability', 0.0)):
+        lateral = checked('signs.lateral_m', draw(rng, spec.get('lateral_m', 0.15)))
+        if rng.random() < checked('signs.left_probability', spec.get('left_probability', 0.0)):
             lateral = -lateral
         return Sign(kind=kind, at_m=at_m, lateral_m=lateral,
-                    face_height_m=float(draw(rng, spec.get('face_height_m', 0.05))),
+                    face_height_m=checked('signs.face_height_m', draw(rng, spec.get('face_height_m', 0.05))),
                     appearance_seed=int(rng.integers(0, 2**31 - 1)))
 
     signs: list[Sign] = []
@@ -172,15 +221,15 @@ def _sample_signs(spec: Mapping[str, Any], rng: np.random.Generator, length: flo
         if not 0.0 < at < length:
             raise ValueError(f'sign {item["kind"]} at {at:.2f} m is off the {length:.2f} m track')
         signs.append(make(_render_kind(str(item['kind']), rng), at))
-    min_gap = float(spec.get('min_gap_m', 0.0))
+    min_gap = checked('signs.min_gap_m', spec.get('min_gap_m', 0.0))
     ordered = sorted(s.at_m for s in signs)
     for a, b in zip(ordered, ordered[1:]):
         if b - a < min_gap:
             raise ValueError(f'signs at {a:.2f} m and {b:.2f} m are closer than min_gap_m={min_gap}')
-    count = int(draw(rng, spec.get('distractors', 0)))
+    count = checked('signs.distractors', draw(rng, spec.get('distractors', 0)), int)
     if count:
         kinds = list(distractor_kinds) if distractor_kinds is not None else _default_distractor_kinds()
-        gap = float(spec.get('distractor_gap_m', 1.0))
+        gap = checked('signs.distractor_gap_m', spec.get('distractor_gap_m', 1.0))
         for _ in range(count):
             for _attempt in range(50):
                 at = float(rng.uniform(0.5, length - 0.3))
