@@ -178,3 +178,25 @@ def test_rqt_perspective_opens_image_view_robot_monitor_and_plots():
 def test_run_pipeline_choices_are_the_pipelines():
     from train_fou.cli import run_cmd
     assert set(run_cmd.PIPELINE_NAMES) == set(pipelines.PIPELINES)
+
+
+def test_each_train_takes_its_ros_domain_from_the_launch_argument_or_its_parameter_file(fake_launch, tmp_path):
+    train = tmp_path / 'train_a.yaml'
+    train.write_text('/**:\n  ros__parameters:\n    ros_domain_id: 17\nhub_node:\n  ros__parameters:\n'
+                     '    hub_name: Train A\n')
+    _declared, nodes = launched_nodes('train', {'params_file': str(train)})
+    assert {n.kwargs['additional_env']['ROS_DOMAIN_ID'] for n in nodes} == {'17'}
+    _declared, nodes = launched_nodes('train', {'params_file': str(train), 'domain_id': '42'})
+    assert {n.kwargs['additional_env']['ROS_DOMAIN_ID'] for n in nodes} == {'42'}  # the argument wins
+    _declared, nodes = launched_nodes('train', {})
+    assert {n.kwargs['additional_env'] for n in nodes} == {None}  # neither: the environment's domain
+    params = pipelines.node_parameters('train', {'params_file': str(train)})
+    assert pipelines.domain_id(params) == 17 and pipelines.domain_id(params, '3') == 3
+    assert pipelines.domain_id(pipelines.node_parameters('train')) is None
+
+
+@pytest.mark.parametrize('value', ['-1', '233', 'seven', '1.5'])
+def test_a_bad_domain_id_is_one_clear_error(value):
+    with pytest.raises(pipelines.PipelineError) as caught:
+        pipelines.domain_id({}, value)
+    assert str(caught.value) == f"domain_id = {value!r}: expected a ROS domain id, an integer from 0 to 232"

@@ -94,3 +94,32 @@ def test_demo_bag_replays_end_to_end_with_the_shipped_model():
     summary = json.loads(lines[-1])
     assert summary['frames_processed'] == summary['frames_published'] == summary['frames_in_bag']
     assert summary['states'][:2] == ['FAILSAFE', 'CRUISE'] and len(lines) - 1 == summary['state_changes']
+
+
+@pytest.mark.parametrize(('args', 'line'), [
+    (['--rate', 'nan'], '--rate nan: expected a number from 0 to 100 (1: as recorded, 0: each frame waits for '
+                        'the detector)'),
+    (['--rate', 'inf'], '--rate inf: expected a number from 0 to 100 (1: as recorded, 0: each frame waits for '
+                        'the detector)'),
+    (['--hub', 'ble'], '--hub ble needs the hub to drive: set hub_name (or hub_address) for hub_node in a --params '
+                       'file (`train-fou hub scan` lists the hubs in range)'),
+])
+def test_replay_refuses_bad_options_with_one_line(args, line, capfd):
+    from train_fou.cli import main
+    from train_fou.paths import share_dir
+    assert main(['replay', str(share_dir() / 'bags' / 'cliff_danger.mcap'), *args]) == 2
+    assert capfd.readouterr().err.splitlines() == [f'train-fou replay: error: {line}']
+
+
+def test_replay_with_a_ble_hub_that_never_connects_fails_before_the_bag_plays(tmp_path, capfd):
+    """No Bluetooth here (or no such hub in range): one line with the hub's own error, exit 2, no summary."""
+    from train_fou.cli import main
+    from train_fou.paths import share_dir
+    params = tmp_path / 'hub.yaml'
+    params.write_text('hub_node:\n  ros__parameters:\n    hub_name: "No Such Train 7"\n    scan_timeout_s: 1.0\n')
+    assert main(['replay', str(share_dir() / 'bags' / 'cliff_danger.mcap'), '--hub', 'ble',
+                 '--params', str(params)]) == 2
+    out, err = capfd.readouterr()
+    assert out == ''
+    assert err.splitlines()[-1].startswith('train-fou replay: error: hub not ready: ')
+    assert 'Traceback' not in err

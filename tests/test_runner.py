@@ -173,3 +173,16 @@ def test_without_an_events_executor_the_events_kind_falls_back_to_single(monkeyp
     assert executor_kind('multi') == 'multi'
     assert [r.getMessage() for r in caplog.records].count(
         'this rclpy has no EventsExecutor (ROS 2 Kilted and later): using the single-threaded executor') == 1
+
+
+def test_the_runner_starts_its_nodes_on_the_domain_it_is_given():
+    import threading
+
+    from train_fou.nodes.runner import run_composition
+    stop, seen = threading.Event(), []
+
+    def started(nodes):
+        seen.extend(n.context.get_domain_id() for n in nodes)
+        stop.set()
+    assert run_composition(['speed_controller'], domain_id=211, stop=stop, on_started=started) == 0
+    assert seen == [211]

@@ -7,6 +7,13 @@ Both ways of starting the train read this module: the launch files in
 node's parameters are, in order (later wins, as in ROS): `config/<node>.yaml`,
 the pipeline's fixed overrides, the user's parameter files, then the launch
 arguments (model, hub address, ...). Pure Python: no rclpy, no launch_ros.
+
+The ROS domain is part of a train's configuration: the launch argument
+`domain_id`, else `ros_domain_id` in a parameter file (under `/**`, so every
+node's file section sees the same value), else $ROS_DOMAIN_ID. On a shared
+network every ROS 2 machine on the same domain is in the same graph and could
+publish speed commands; two trains, or a train and a laptop, keep apart by
+domain (see the README).
 """
 from __future__ import annotations
 
@@ -14,8 +21,10 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from train_fou.errors import TrainFouError
 
-class PipelineError(Exception):
+
+class PipelineError(TrainFouError):
     """An unknown pipeline or launch argument."""
 
 
@@ -46,6 +55,8 @@ class Argument:
 #: the parameter from the files.
 ARGUMENTS: dict[str, Argument] = {a.name: a for a in (
     Argument('namespace', '', 'namespace for every node (moves all relative topics)'),
+    Argument('domain_id', '', 'ROS_DOMAIN_ID of this train (0-232); empty: `ros_domain_id` from the parameter '
+             'files, else the environment'),
     Argument('params_file', '', 'extra ROS 2 parameter file applied after config/<node>.yaml'),
     Argument('model', '', 'detector model (.onnx or .engine); empty: config/detector_node.yaml',
              ('detector_node', 'model_path')),
@@ -61,7 +72,11 @@ ARGUMENTS: dict[str, Argument] = {a.name: a for a in (
     Argument('seed', '', 'simulator seed', ('track_sim', 'seed'), int),
 )}
 
-COMMON_ARGUMENTS = ('namespace', 'params_file', 'model')
+COMMON_ARGUMENTS = ('namespace', 'domain_id', 'params_file', 'model')
+#: The parameter-file key (under `/**`) that sets the train's ROS domain.
+DOMAIN_PARAMETER = 'ros_domain_id'
+#: Highest ROS domain id Fast DDS can map to ports (ROS 2 documents 0-101 as safe on Linux, 0-232 usable).
+MAX_DOMAIN_ID = 232
 
 #: The simulated hub in the closed loop. Its dead-man counts wall time, and in
 #: lockstep the world (and the controller) may pause longer than 0.5 s of wall
@@ -222,6 +237,28 @@ def node_parameters(name: str, args: Mapping[str, str] | None = None,
     return {node: _merge(_layers(p, node, args, files, share), node, loaded) for node in p.nodes}
 
 
+def checked_domain_id(value: Any, source: str) -> int:
+    """`value` as a ROS domain id (0..MAX_DOMAIN_ID); PipelineError naming `source` otherwise."""
+    try:
+        domain = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+        domain = None
+    if domain is None or not 0 <= domain <= MAX_DOMAIN_ID:
+        raise PipelineError(f'{source} = {value!r}: expected a ROS domain id, an integer from 0 to {MAX_DOMAIN_ID}')
+    return domain
+
+
+def domain_id(params: Mapping[str, Mapping[str, Any]], argument: str | None = None) -> int | None:
+    """The train's ROS domain: `argument` (a launch argument), else `ros_domain_id` in the nodes' merged
+    parameters (`node_parameters()`), else None (rclpy then reads $ROS_DOMAIN_ID)."""
+    if argument not in (None, ''):
+        return checked_domain_id(argument, 'domain_id')
+    for node, values in params.items():
+        if DOMAIN_PARAMETER in values:
+            return checked_domain_id(values[DOMAIN_PARAMETER], f'{DOMAIN_PARAMETER} (parameters of {node})')
+    return None
+
+
 def launch_description(name: str):
     """The launch_ros LaunchDescription of pipeline `name` (used by launch/<name>.launch.py).
 
@@ -239,8 +276,11 @@ def launch_description(name: str):
     def nodes(context, *_args, **_kwargs):
         from launch_ros.actions import Node
         values = {n: context.launch_configurations.get(n, ARGUMENTS[n].default) for n in names}
+        domain = domain_id(node_parameters(name, values), values['domain_id'])
+        env = {'ROS_DOMAIN_ID': str(domain)} if domain is not None else None
         return [Node(package='train_fou', executable=e.executable, name=e.name,
-                     namespace=values['namespace'], parameters=list(e.parameters), output='screen')
+                     namespace=values['namespace'], parameters=list(e.parameters), output='screen',
+                     additional_env=env)
                 for e in launch_entries(name, values)]
 
     return LaunchDescription([*declared, OpaqueFunction(function=nodes)])

@@ -4,21 +4,28 @@ Starts bag_player, detector, speed controller and hub (sim by default) in one
 process, prints one line per controller state change as it happens, and a
 JSON summary as the last line. `--record OUT.mcap` writes every pipeline topic
 to an MCAP bag; `--report DIR` writes a plot, an annotated GIF and summary.json.
+With `--hub ble` the bag starts only once the hub is connected and its motor
+ready (hub_name or hub_address from --params; one line when it does not come).
+SIGINT, SIGTERM, SIGHUP and any error stop the pipeline with the hub braked; the
+exit code is 1 when the hub did not acknowledge its last brake.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 import time
 
-from train_fou.cli.run_cmd import add_executor_argument
+from train_fou.cli.run_cmd import add_domain_argument, add_executor_argument
 
 HELP = 'run the whole pipeline with a bag as the camera; state changes as lines, JSON summary last'
 
 #: After the last frame, wait at most this long (wall) for the pipeline's last answers.
 DRAIN_S = 2.0
+#: Highest --rate (the bag player's parameter range).
+MAX_RATE = 100.0
 MAX_PLAUSIBLE_LATENCY_MS = 10_000.0
 STATE_NAMES = {0: 'CRUISE', 1: 'LIMIT', 2: 'STOP_HOLD', 3: 'DANGER_LATCHED', 4: 'FAILSAFE'}
 
@@ -37,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--hub', choices=('sim', 'ble'), default='sim', help='hub backend (default: %(default)s)')
     parser.add_argument('--model', default='', help='detector model (default: models/signs.onnx)')
     add_executor_argument(parser)
+    add_domain_argument(parser)
 
 
 def state_line(change, first_stamp_ns: int) -> str:
@@ -115,8 +123,6 @@ def timeline_from_replay(observed, title: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    import threading
-
     import rclpy
     from rclpy.context import Context
     from rclpy.signals import SignalHandlerOptions
@@ -125,13 +131,15 @@ def run(args: argparse.Namespace) -> int:
     from train_fou.cli import CliError
     from train_fou.executors import make_executor
     from train_fou.nodes.pipeline_monitor import PipelineMonitor
-    from train_fou.nodes.runner import create_nodes, destroy_nodes, install_stop_signals
+    from train_fou.nodes.runner import create_nodes, destroy_nodes
     from train_fou.record import BagRecorder, RecordError
+    from train_fou.stopping import StopSignals
     from train_fou.vision.errors import BagError
     from train_fou.vision.image_bag import ImageBag
 
-    if args.rate < 0:
-        raise CliError(f'--rate must be >= 0, got {args.rate}')
+    if not (math.isfinite(args.rate) and 0 <= args.rate <= MAX_RATE):
+        raise CliError(f'--rate {args.rate:g}: expected a number from 0 to {MAX_RATE:g} '
+                       '(1: as recorded, 0: each frame waits for the detector)')
     try:
         with ImageBag(args.bag, args.topic) as bag:  # a bad bag: one clear error before any node starts
             frames_in_bag = bag.message_count
@@ -143,6 +151,11 @@ def run(args: argparse.Namespace) -> int:
     except pipelines.PipelineError as err:
         raise CliError(str(err)) from err
     params['hub_node']['backend'] = args.hub
+    domain = pipelines.domain_id(params, args.domain_id)
+    hub = params['hub_node']
+    if args.hub == 'ble' and not (hub.get('hub_name') or hub.get('hub_address')):
+        raise CliError('--hub ble needs the hub to drive: set hub_name (or hub_address) for hub_node in a --params '
+                       'file (`train-fou hub scan` lists the hubs in range)')
     transport = params['detector_node']['input_transport']  # the bag decided (pipelines.bag_transport)
     names = list(pipelines.pipeline('replay').nodes)
 
@@ -153,10 +166,10 @@ def run(args: argparse.Namespace) -> int:
         except RecordError as err:
             raise CliError(str(err)) from err
 
-    stop = threading.Event()
-    restore = install_stop_signals(stop)
+    signals = StopSignals().install()
+    stop = signals.event
     context = Context()
-    rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(context=context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
     executor = make_executor(args.executor, context=context)
     nodes: list = []
     changes = []
@@ -171,11 +184,15 @@ def run(args: argparse.Namespace) -> int:
             from train_fou.nodes.recorder import Recorder
             nodes.append(Recorder(recorder, record_topics(transport), context=context))
         # Pipeline nodes, the bag player last: it starts playing once the detector listens.
-        pipeline = create_nodes([n for n in names if n != 'bag_player'] + ['bag_player'], params, context=context)
-        nodes.extend(pipeline)
-        player = pipeline[-1]
+        nodes.extend(create_nodes([n for n in names if n != 'bag_player'], params, context=context))
+        hub_node = next(n for n in nodes if n.get_name() == 'hub_node')
         for node in nodes:
             executor.add_node(node)
+        if args.hub == 'ble':
+            _wait_for_hub(executor, hub_node, stop, hub_node.get_parameter('scan_timeout_s').value + 30.0)
+        player = create_nodes(['bag_player'], params, context=context)[0]
+        nodes.append(player)
+        executor.add_node(player)
         if player.error:
             raise CliError(player.error)
         drained_at = None
@@ -198,16 +215,18 @@ def run(args: argparse.Namespace) -> int:
                         executor.spin_once(timeout_sec=0.05)
                     break
     finally:
-        destroy_nodes(nodes)
+        destroy_nodes(nodes)  # the hub brakes first (newest last) and waits for the acknowledgement
         executor.shutdown()
         if context.ok():
             rclpy.shutdown(context=context)
-        restore()
+        signals.restore()
         if recorder is not None:
             recorder.close()
     observed = monitor.snapshot()
     summary = summarize(args.bag, player, observed, changes, time.monotonic() - started)
     summary['frames_in_bag'] = frames_in_bag
+    summary['hub'] = {'backend': args.hub, 'connections': hub_node.session.connections,
+                      'brake_acknowledged': hub_node.brake_acknowledged}
     if recorder is not None:
         summary['record'] = {'path': str(args.record), 'messages': dict(recorder.counts)}
     if args.report:
@@ -216,6 +235,25 @@ def run(args: argparse.Namespace) -> int:
                              stem='replay')
         summary['report'] = files
     print(json.dumps(summary), flush=True)
+    if not hub_node.brake_acknowledged:
+        print('train-fou replay: the hub did not acknowledge the last brake', file=sys.stderr)
+        return 1
     if stop.is_set():
-        return 130
+        return signals.exit_code(130)
     return 0 if not player.error else 1
+
+
+def _wait_for_hub(executor, hub_node, stop, timeout_s: float) -> None:
+    """Spin until the hub's motor is ready; CliError at the first failed attempt (the hub's own error line)."""
+    from train_fou.cli import CliError
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        status = hub_node.session.status
+        if status.ready:
+            return
+        if status.last_error and not status.connected:
+            raise CliError(f'hub not ready: {status.last_error}')
+        if time.monotonic() > deadline:
+            raise CliError(f'hub not ready within {timeout_s:g} s: {status.last_error or "no answer"}')
+        executor.spin_once(timeout_sec=0.05)
+

@@ -5,7 +5,7 @@ import argparse
 import json
 import pathlib
 
-HELP = 'run pipeline nodes in one process (one executor) until Ctrl-C or SIGTERM'
+HELP = 'run pipeline nodes in one process (one executor) until Ctrl-C, SIGTERM or SIGHUP'
 
 #: What `train-fou run` starts without --nodes: the bag/sim-free pipeline core.
 DEFAULT_NODES = ('detector_node', 'speed_controller', 'hub_node')
@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--params', action='append', type=pathlib.Path, default=[],
                         metavar='YAML', help='extra ROS 2 parameter file, applied after config/<node>.yaml; repeatable')
     parser.add_argument('--namespace', default='', help='namespace for every node (moves all topics)')
+    add_domain_argument(parser)
     parser.add_argument('--list', action='store_true', help='list the known nodes and exit')
     add_executor_argument(parser)
     parser.add_argument('--pipeline', choices=PIPELINE_NAMES, default=None,
@@ -31,6 +32,12 @@ def add_executor_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--executor', choices=EXECUTORS, default=None,
                         help=f'rclpy executor: events (C++, the default), single or multi (Python); '
                              f'default: ${EXECUTOR_ENV} or events')
+
+
+def add_domain_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--domain-id', default='', metavar='N',
+                        help='ROS_DOMAIN_ID of this train (0-232); default: `ros_domain_id` under `/**` in the '
+                             'parameter files, else $ROS_DOMAIN_ID')
 
 
 def load_node_params(names, extra_files) -> dict:
@@ -66,13 +73,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f'unknown node(s) {", ".join(unknown)}; known: {", ".join(sorted(NODE_CLASSES)) or "none"}')
 
     from train_fou.nodes.runner import run_composition
+    from train_fou.pipelines import domain_id
+    domain = domain_id(params, args.domain_id)
 
     def started(nodes) -> None:
         print(json.dumps({'event': 'started', 'nodes': [n.get_fully_qualified_name() for n in nodes]}), flush=True)
 
     try:
         code = run_composition(names, params=params, namespace=args.namespace, on_started=started,
-                               executor_kind=args.executor)
+                               executor_kind=args.executor, domain_id=domain)
     except UnknownNodeError as err:
         raise CliError(str(err)) from err
     print(json.dumps({'event': 'stopped', 'nodes': names}), flush=True)
