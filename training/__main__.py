@@ -295,11 +295,12 @@ def main(argv=None) -> int:
     except (ConfigError, DatasetError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    except RuntimeError as err:  # TrainError, ExportError, EngineError, EvaluationError
-        if type(err).__name__.endswith('Error') and type(err).__module__.startswith('training'):
-            print(f'error: {err}', file=sys.stderr)
-            return 1
-        raise
+    except Exception as err:  # one line for the project's own errors, by isinstance (train_fou/errors.py)
+        from train_fou.errors import is_user_error  # noqa: PLC0415
+        if not is_user_error(err):
+            raise
+        print(f'error: {err}', file=sys.stderr)
+        return 1
 
 
 if __name__ == '__main__':

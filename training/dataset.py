@@ -27,13 +27,15 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
+from train_fou.errors import TrainFouError
+
 SPLITS = ('train', 'val', 'test')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 
-class DatasetError(Exception):
+class DatasetError(TrainFouError):
     """A dataset, label file or export that cannot be read (the message names the file and the problem)."""
 
 

@@ -28,12 +28,13 @@ from typing import Iterator
 
 import numpy as np
 
+from train_fou.errors import TrainFouError
 from training.dataset import IMAGE_SUFFIXES
 
 PRECISIONS = ('fp32', 'fp16', 'int8')
 
 
-class EngineError(RuntimeError):
+class EngineError(TrainFouError, RuntimeError):
     """An engine cannot be built (bad arguments, TensorRT missing, parse or build failure)."""
 
 

@@ -17,10 +17,12 @@ from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
+from train_fou.errors import TrainFouError
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(TrainFouError, RuntimeError):
     """A model or dataset that cannot be evaluated (the message says which and why)."""
 
 

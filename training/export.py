@@ -13,11 +13,12 @@ import pathlib
 import shutil
 from typing import Any, Mapping
 
+from train_fou.errors import TrainFouError
 from train_fou.render.signs import CLASS_NAMES
 from training.offline import offline
 
 
-class ExportError(RuntimeError):
+class ExportError(TrainFouError, RuntimeError):
     """The export did not produce a model that matches the contract."""
 
 

@@ -17,6 +17,7 @@ import time
 
 import yaml
 
+from train_fou.errors import TrainFouError
 from training import config as config_mod
 from training.dataset import label_path_for, read_labels, split_images
 from training.offline import RUNS_DIR
@@ -25,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONTRACT_NAMES = ['speed_limit_30', 'speed_limit_50', 'stop', 'danger']
 
 
-class SmokeError(RuntimeError):
+class SmokeError(TrainFouError, RuntimeError):
     """A stage of the chain produced something that breaks the model contract."""
 
 

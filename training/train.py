@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from train_fou.errors import TrainFouError
 from train_fou.render.signs import CLASS_NAMES
 from training import config as config_mod
 from training.dataset import SPLITS, dataset_hash_many, load_names, write_data_yaml
@@ -19,7 +20,7 @@ DATASETS_DIR = pathlib.Path(__file__).resolve().parent / 'datasets'
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-class TrainError(RuntimeError):
+class TrainError(TrainFouError, RuntimeError):
     """Training cannot start or did not produce weights."""
 
 
