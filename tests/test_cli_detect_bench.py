@@ -126,6 +126,16 @@ def test_bench_can_run_the_node_in_its_own_process_as_ros2_launch_does(model, ca
     assert result['node_stage_ms_p50']['inference'] > 0  # the child's own figures came back in its messages
 
 
+def test_bench_times_a_baseline_model_call_by_call_beside_its_own(model, capsys):
+    code = main(['bench', '--model', str(model), '--baseline', str(model), '--frames', '6', '--warmup', '1',
+                 '--size', '320x240', '--skip', 'node,e2e,ultralytics', '--json'])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result['baseline'] == str(model) and result['baseline_imgsz'] == [96, 128]
+    assert result['baseline_raw_ms_p50'] > 0 and result['baseline_paired_raw_ms_p50'] > 0
+    assert result['raw_over_baseline'] == round(result['baseline_paired_raw_ms_p50'] / result['baseline_raw_ms_p50'], 3)
+
+
 def test_bench_rejects_a_bad_size(model):
     done = subprocess.run(TRAIN_FOU + ['bench', '--model', str(model), '--size', 'big'],
                           capture_output=True, text=True, timeout=60)

@@ -11,7 +11,10 @@
   policy's confirmation is timed to the brake write (see measure_e2e).
   image_to_command_ms splits that: image stamp -> the controller's first command on it;
 - ultralytics_ms: ultralytics predict on the same model and frames, here or in another
-  interpreter (--ultralytics-python, e.g. the training venv), null when not installed.
+  interpreter (--ultralytics-python, e.g. the training venv), null when not installed;
+- baseline_raw_ms (--baseline M): the bare inference call of another model (for example the
+  previous release) on the same frames, alternating call by call with the model's own, so a
+  model change is judged side by side in one run rather than across days of this VM's drift.
 Raw and node measurements alternate frame by frame, so both see the same machine load.
 """
 from __future__ import annotations
@@ -74,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--node-process', action='store_true',
                         help='run detector_node in its own process (`train-fou run`, as ros2 launch does on the '
                              'Jetson) instead of in the bench process')
+    parser.add_argument('--baseline', default=None, metavar='MODEL',
+                        help='another ONNX model whose bare inference is timed beside the model\'s own, '
+                             'call by call (raw_over_baseline in the results)')
     parser.add_argument('--skip', default='', help='comma-separated parts to skip: node, e2e, ultralytics')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     add_executor_argument(parser)
@@ -525,6 +531,27 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         result['node_overhead_ms_p50'] = percentile([n - r for n, r in zip(node_ms, raw_ms)], 50)
 
 
+def measure_baseline(detector, baseline, frames, warmup: int, result: dict) -> None:
+    """Bare inference of `detector` and `baseline` on the same frames, alternating call by call."""
+    own = [detector.preprocess(frame)[0].copy() for frame in frames]
+    other = [baseline.preprocess(frame)[0].copy() for frame in frames]
+    own_ms, other_ms = [], []
+    for i in range(warmup + len(frames)):
+        k = i % len(frames)
+        t0 = time.perf_counter()
+        detector.backend.infer(own[k])
+        t1 = time.perf_counter()
+        baseline.backend.infer(other[k])
+        t2 = time.perf_counter()
+        if i >= warmup:
+            own_ms.append((t1 - t0) * 1e3)
+            other_ms.append((t2 - t1) * 1e3)
+    result['baseline_paired_raw_ms_p50'] = percentile(own_ms, 50)
+    result['baseline_raw_ms_p50'] = percentile(other_ms, 50)
+    result['baseline_imgsz'] = list(baseline.metadata.imgsz)
+    result['raw_over_baseline'] = round(percentile(own_ms, 50) / percentile(other_ms, 50), 3)
+
+
 def measure_ultralytics(model_path: pathlib.Path, frames, detector, args, result: dict) -> None:
     import importlib.util
 
@@ -583,6 +610,13 @@ def run(args: argparse.Namespace) -> int:
                     'imgsz': list(detector.metadata.imgsz), 'model': str(model_path), 'frames': args.frames,
                     'frame_size': [width, height], 'frames_source': source, 'reasons': {}}
     try:
+        if args.baseline:
+            baseline, _ = open_cli_detector(args.baseline, choice.backend.name)
+            result['baseline'] = str(args.baseline)
+            try:
+                measure_baseline(detector, baseline, frames, args.warmup, result)
+            finally:
+                baseline.close()
         measure(detector, model_path, frames, args, result)
     finally:
         detector.close()
