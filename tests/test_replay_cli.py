@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from vision_fixtures import make_model, write_image_bag  # noqa: E402
@@ -82,18 +84,87 @@ def test_replay_refuses_to_overwrite_a_recording(tmp_path):
     assert existing.read_bytes() == b'keep'
 
 
-@pytest.mark.skipif(not (pathlib.Path(sys.executable).parents[1] / 'share' / 'train_fou' / 'models' / 'signs.onnx')
-                    .is_file(), reason='no shipped model yet')
-def test_demo_bag_replays_end_to_end_with_the_shipped_model():
-    """`make demo`: every frame of the bundled bag through the real detector, decisions, summary last."""
+SHIPPED_MODEL = pathlib.Path(sys.executable).parents[1] / 'share' / 'train_fou' / 'models' / 'signs.onnx'
+needs_shipped_model = pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason='no shipped model yet')
+
+#: `[   8.90 s] LIMIT -> DANGER_LATCHED (brake): danger confirmed (...)`: README, "What make demo prints"
+STATE_LINE = re.compile(r'\[ *(?P<t>\d+\.\d\d) s\] (?P<before>\w+) -> (?P<after>\w+) '
+                        r'\((?P<action>brake|power \d+)\): (?P<reason>.+)')
+
+
+def replay_bag(name: str, rate: str):
+    """Replay a bundled bag with the shipped model and the simulated hub: (state lines as dicts, summary)."""
     from train_fou.paths import share_dir
 
-    done = replay(share_dir() / 'bags' / 'cliff_danger.mcap', '--rate', '0', '--hub', 'sim')
+    bag = share_dir() / 'bags' / name
+    done = replay(bag, '--rate', rate, '--hub', 'sim', timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     assert summary['frames_processed'] == summary['frames_published'] == summary['frames_in_bag']
-    assert summary['states'][:2] == ['FAILSAFE', 'CRUISE'] and len(lines) - 1 == summary['state_changes']
+    changes = [STATE_LINE.fullmatch(line) for line in lines[:-1]]
+    assert all(changes) and len(changes) == summary['state_changes'], lines[:-1]
+    changes = [dict(m.groupdict(), t=float(m['t'])) for m in changes]
+    assert [c['after'] for c in changes] == summary['states']
+    return changes, summary
+
+
+def decisions(changes) -> list[str]:
+    """The modes the controller went through, a repeated mode once (a limit confirmed again is a
+    LIMIT -> LIMIT line), without a FAILSAFE after the first detections: the replay's controller
+    counts the detections timeout on this machine's clock, and a stall of the machine longer than
+    0.5 s is a (correct) fail-safe, not a decision about the bag. The first one is part of the promise."""
+    modes = [changes[0]['after']] if changes else []
+    for change in changes[1:]:
+        if change['after'] != 'FAILSAFE' and change['after'] != modes[-1]:
+            modes.append(change['after'])
+    return modes
+
+
+def limits(changes) -> list[int]:
+    """The speed limits in force, in order, each change once (from the lines' `limit N %`)."""
+    out: list[int] = []
+    for change in changes:
+        found = re.search(r'limit (\d+) %$', change['reason'])
+        if found and (not out or out[-1] != int(found[1])):
+            out.append(int(found[1]))
+    return out
+
+
+@needs_shipped_model
+def test_demo_bag_replays_end_to_end_with_the_shipped_model():
+    """`make demo` (README, "What make demo prints"): every frame of cliff_danger.mcap through the real
+    detector; the controller goes FAILSAFE -> CRUISE -> LIMIT (the 50 sign) -> DANGER_LATCHED (the
+    triangle before the cliff) and ends latched, braked; the summary is the last line."""
+    changes, summary = replay_bag('cliff_danger.mcap', '0')
+    assert decisions(changes) == ['FAILSAFE', 'CRUISE', 'LIMIT', 'DANGER_LATCHED'], changes
+    assert summary['final_state'] == 'DANGER_LATCHED'
+    danger = next(c for c in changes if c['after'] == 'DANGER_LATCHED')
+    assert danger['action'] == 'brake' and danger['reason'].startswith('danger confirmed') and danger[
+        'reason'].endswith('brake, latched until train/resume'), danger
+    limit = next(c for c in changes if c['after'] == 'LIMIT')
+    assert limit['t'] < danger['t'] and 'limit' in limit['reason'], limit
+
+
+@needs_shipped_model
+def test_limits_and_stop_bag_replays_its_documented_sequence_at_the_recorded_pace():
+    """bags/README.md: a 30 limit, a stop sign (stop, hold stop_hold_s, resume at 30), a 50 limit, the
+    danger triangle: CRUISE -> LIMIT (30) -> STOP_HOLD -> LIMIT (30) -> LIMIT (50) -> DANGER_LATCHED.
+    At --rate 1 the hold (the controller's clock) spans its time in bag time too: stop_hold_s (3 s,
+    config/policy.yaml) within 0.5 s (frames are 0.1 s apart; the player paces on this machine's clock)."""
+    changes, summary = replay_bag('limits_and_stop.mcap', '1')
+    assert decisions(changes) == ['FAILSAFE', 'CRUISE', 'LIMIT', 'STOP_HOLD', 'LIMIT', 'DANGER_LATCHED'], changes
+    assert limits(changes) == [30, 50], changes
+    assert summary['final_state'] == 'DANGER_LATCHED'
+    stop = next(c for c in changes if c['after'] == 'STOP_HOLD')
+    assert stop['action'] == 'brake' and stop['reason'].startswith('stop confirmed')
+    over = next(c for c in changes if c['before'] == 'STOP_HOLD' and c['after'] != 'STOP_HOLD')
+    assert over['reason'] == 'stop hold over, resuming' and over['after'] == 'LIMIT', over
+    from train_fou.paths import config_path
+    hold_s = yaml.safe_load(config_path('policy.yaml').read_text())['stop_hold_s']
+    assert abs((over['t'] - stop['t']) - hold_s) <= 0.5, (stop, over)
+    fifty = next(i for i, c in enumerate(changes) if c['reason'].endswith('limit 50 %'))
+    assert changes.index(over) < fifty < len(changes) - 1   # the 50 after the stop, the danger last
 
 
 @pytest.mark.parametrize(('args', 'line'), [
