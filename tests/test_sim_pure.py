@@ -1,6 +1,7 @@
 """The simulator's pure logic: dynamics, pinhole camera, scenarios, metrics (no ROS)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from train_fou.sim import dynamics
-from train_fou.sim.camera import CameraParams, project
+from train_fou.sim.camera import CameraParams, CameraRenderer, project
 from train_fou.sim.episode import Episode
 from train_fou.sim.errors import SimError
 from train_fou.sim.metrics import Sample, evaluate, limit_violations, stop_holds, totals
@@ -226,6 +227,58 @@ def test_real_sign_renderer_draws_every_default_scenario_sign():
     image, truths = episode.frame()
     assert {t.kind for t in truths} <= {s.kind for s in world.track.signs}
     assert image.std() > 5
+
+
+#: A pixel "changed" when a channel differs from the sign-free frame by more than this (both frames
+#: share the background, light, contrast and noise, so unchanged pixels differ by 0).
+CHANGED_LEVELS = 6
+#: Share of a ground-truth box the sign must change: the face fills at least half of its box (a
+#: triangle half, a disc 0.79); boxes cut by the image border keep less of their face (measured on
+#: the default scenario: 0.52 and more for boxes at least half visible, 0.21 and more for all).
+MIN_CHANGED_SHARE = 0.3
+MIN_CHANGED_SHARE_CUT = 0.1
+
+
+def _with_and_without_signs(world, positions, frame_index=3):
+    """(frame, the same frame rendered from a track without signs, ground truth) at each position."""
+    signed = CameraRenderer(world.camera, world.track, world.look)
+    bare = CameraRenderer(world.camera, dataclasses.replace(world.track, signs=()), world.look)
+    for position in positions:
+        image, truths = signed.render(position, frame_index)
+        clean, no_truths = bare.render(position, frame_index)
+        assert no_truths == []
+        yield image, clean, truths
+
+
+def _changed(image, clean):
+    return np.abs(image.astype(np.int16) - clean.astype(np.int16)).max(axis=2) > CHANGED_LEVELS
+
+
+def _box_pixels(changed, box):
+    x, y, w, h = box
+    return changed[int(y):int(np.ceil(y + h)), int(x):int(np.ceil(x + w))]
+
+
+def test_the_camera_draws_a_sign_under_every_ground_truth_box():
+    """Each box the simulator reports (the labels of simview, the oracle's detections) lies on pixels
+    its sign changed; a box is never reported for a sign that is not drawn."""
+    scenario = load_scenario(default_scenario_path())
+    boxes = 0
+    for run in range(2):
+        world = scenario.sample(1, run)
+        positions = np.linspace(0.0, world.track.cliff_at_m - 0.3, 6)
+        for image, clean, truths in _with_and_without_signs(world, positions):
+            changed = _changed(image, clean)
+            inside = np.zeros(changed.shape, bool)
+            for truth in truths:
+                share = float(_box_pixels(changed, truth.box).mean())
+                least = MIN_CHANGED_SHARE if truth.visible_fraction >= 0.5 else MIN_CHANGED_SHARE_CUT
+                assert share >= least, (run, truth)
+                x, y, w, h = truth.box
+                inside[int(y):int(np.ceil(y + h)), int(x):int(np.ceil(x + w))] = True
+                boxes += 1
+            assert changed[~inside].mean() < 0.05   # only the signs (and their poles) differ
+    assert boxes > 20, boxes
 
 
 def test_default_scenario_is_winnable_with_a_perfect_detector():
