@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from conftest import LIVENESS_S, best_of_trials, wait_until
+from conftest import LIVENESS_S, timing_trials, wait_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from test_hub_ble import BRAKE, crowded_world
@@ -87,8 +87,8 @@ def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, 
         assert wait_until(lambda: bench.latest().applied_power == 0, LIVENESS_S)
         return braked_at - last
 
-    delays = best_of_trials(commands_stop_until_brake, 0.6)
-    assert min(delays) < 0.6, delays
+    # wall clock: a liveness check over three trials (the exact bound: test_hub_virtual, on the session's clock)
+    timing_trials(commands_stop_until_brake, 0.6)
 
 
 def test_hub_state_is_published_periodically(ros_context, spin):

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import time
 
-from conftest import LIVENESS_S, best_of_trials, wait_until
+from conftest import LIVENESS_S, StepClock, timing_trials, wait_until
 
 from train_fou.hub import HubSession, NoMotorError, SimTransport, VirtualHub
 from train_fou.lwp3.bytecodes import IOType
 
 BRAKE = bytes.fromhex('080081001151007f')
 POWER_50 = bytes.fromhex('0800810011510032')
+POWER_40 = bytes.fromhex('0800810011510028')
 FEEDBACK_A = bytes.fromhex('050082000a')
 
 
@@ -60,7 +61,8 @@ def test_virtual_hub_accepts_several_messages_in_one_write():
 
 
 class Recorder:
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock   #: what `sent` is stamped with (a StepClock is read without counting)
         self.sent: list[tuple[float, bytes]] = []
         self.received: list[bytes] = []
         self.events: list[tuple[str, str]] = []
@@ -68,7 +70,7 @@ class Recorder:
 
     def trace(self, direction, data):
         if direction == '>':
-            self.sent.append((time.monotonic(), data))
+            self.sent.append((self.clock.now if isinstance(self.clock, StepClock) else self.clock(), data))
             self.sequence.append(f'> {data.hex()}')
         else:
             self.received.append(data)
@@ -104,23 +106,54 @@ def test_session_brakes_first_then_drives_and_brakes_on_stop_with_acknowledgemen
 
 
 def test_session_dead_man_brakes_when_commands_stop():
+    """Wall clock, a liveness check (the exact bound is the next test's): every trial reported, from the
+    moment the last command is given; more than one late trial of three fails."""
     hub, rec = VirtualHub(), Recorder()
     session = make_session(hub, rec)
     session.start()
     try:
         assert wait_until(lambda: session.status.connected, LIVENESS_S)
 
-        def commands_stop_until_brake() -> float:
-            session.command(40)
-            assert wait_until(lambda: hub.power[0] == 40, LIVENESS_S)
-            last_command = time.monotonic()
-            assert wait_until(lambda: hub.braked[0], LIVENESS_S)
-            return next(t for t, data in rec.sent if data == BRAKE and t > last_command) - last_command
+        def written_after(frame, t0):
+            return next((t for t, data in rec.sent if data == frame and t > t0), None)
 
-        delays = best_of_trials(commands_stop_until_brake, 0.6)
-        assert min(delays) < 0.6, delays
+        def commands_stop_until_brake() -> float:
+            last_command = time.monotonic()
+            session.command(40)   # the last one: the dead-man counts from here
+            assert wait_until(lambda: written_after(BRAKE, last_command) is not None, LIVENESS_S)
+            assert written_after(POWER_40, last_command) < written_after(BRAKE, last_command)  # it drove first
+            return written_after(BRAKE, last_command) - last_command
+
+        timing_trials(commands_stop_until_brake, 0.6)
         warning = next(i for i, line in enumerate(rec.sequence) if line.startswith('warn: dead-man'))
         assert rec.sequence[warning - 1] == f'> {BRAKE.hex()}', rec.sequence  # brake first, then the log line
+    finally:
+        session.stop()
+
+
+def test_session_dead_man_brakes_exactly_after_its_timeout_on_the_session_clock():
+    """The session's own clock, moved by the test: no brake while the last command is deadman_timeout_s
+    old, the brake as soon as it is older; every time (a brake late every other time fails here)."""
+    clock = StepClock(1000.0)
+    hub, rec = VirtualHub(), Recorder(clock)
+    session = make_session(hub, rec, clock=clock, deadman_timeout_s=0.5)
+    session.start()
+    try:
+        assert wait_until(lambda: session.status.ready, LIVENESS_S)
+        for trial in range(4):
+            t0 = 1000.0 + 10.0 * trial
+            clock.set(t0)
+            session.command(40)
+            assert wait_until(lambda: hub.power[0] == 40, LIVENESS_S), trial
+            clock.set(t0 + 0.5)                      # the last command exactly 0.5 s old: still driving
+            assert clock.wait_reads(3, LIVENESS_S)
+            assert (hub.power[0], hub.braked[0]) == (40, False), trial
+            clock.set(t0 + 0.501)                    # older than the timeout: the next look brakes
+            assert clock.wait_reads(3, LIVENESS_S)
+            assert hub.braked[0], trial
+            braked_at = next(t for t, data in reversed(rec.sent) if data == BRAKE)
+            assert braked_at == t0 + 0.501, (trial, braked_at - t0)
+        assert sum(level == 'warn' and text.startswith('dead-man') for level, text in rec.events) == 4
     finally:
         session.stop()
 
