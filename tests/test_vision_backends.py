@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from train_fou.vision import EngineLoadError, ModelMetadataError, ModelNotFoundError
+from train_fou.vision import EngineLoadError, ModelNotFoundError
 from train_fou.vision.backends import BackendUnavailableError, open_backend
 from train_fou.vision.backends.onnxruntime_backend import OnnxRuntimeBackend
 from train_fou.vision.detector import open_detector, resolve_model_paths
@@ -24,29 +24,73 @@ def no_tensorrt(monkeypatch):
     monkeypatch.setitem(sys.modules, 'tensorrt', None)  # import tensorrt -> ImportError
 
 
-class FakeDeviceMemory:
-    registry = {}
+class FakeCudaError(RuntimeError):
+    """What pycuda.driver raises for a misused driver (here: a misused stand-in)."""
 
-    def __init__(self, nbytes):
-        self.buffer = np.zeros(nbytes, np.uint8)
+
+class FakeDevice:
+    """The GPU's state as far as the backend can get it wrong: allocations, streams, contexts.
+
+    Like CUDA, nothing queued on a stream happens before `stream.synchronize()`: a host buffer read
+    before it holds whatever it held before (NaN here), and device memory must be freed while its
+    context is current, before the context is popped and detached (what is still allocated then is
+    leaked: a detector reloads its model in a long-running process).
+    """
+
+    def __init__(self, log):
+        self.log = log
+        self.allocations = {}      # address -> FakeDeviceMemory
+        self.streams = {}          # handle -> stream
+        self.context_stack = []
+        self.leaked = []
+
+    def current(self, what):
+        if not self.context_stack:
+            raise FakeCudaError(f'{what} without a current CUDA context')
+        return self.context_stack[-1]
+
+
+class FakeDeviceMemory:
+    def __init__(self, gpu, nbytes):
+        self.gpu = gpu
+        self.context = gpu.current('mem_alloc')
+        self.buffer = np.full(nbytes, 0xFF, np.uint8)   # uninitialised device memory: NaN as float32
         self.freed = False
-        FakeDeviceMemory.registry[id(self)] = self
+        gpu.allocations[int(self)] = self
+        gpu.log.append(f'alloc {nbytes}')
 
     def __int__(self):
         return id(self)
 
     def free(self):
+        if self.freed:
+            raise FakeCudaError('cuMemFree: freed twice')
+        if self.gpu.current('free') is not self.context:
+            raise FakeCudaError('cuMemFree: not in the context that allocated it')
         self.freed = True
+        self.gpu.log.append('free')
+
+    def data(self):
+        if self.freed:
+            raise FakeCudaError('use of freed device memory')
+        return self.buffer
 
 
-def fake_pycuda(log):
+def fake_pycuda(gpu):
     driver = types.ModuleType('pycuda.driver')
+    log = gpu.log
 
     class Context:
         def pop(self):
+            if not gpu.context_stack or gpu.context_stack[-1] is not self:
+                raise FakeCudaError('pop of a context that is not current')
+            gpu.context_stack.pop()
             log.append('pop')
 
         def detach(self):
+            if self in gpu.context_stack:
+                raise FakeCudaError('detach of a context that is still current')
+            gpu.leaked += [m for m in gpu.allocations.values() if m.context is self and not m.freed]
             log.append('detach')
 
     class Device:
@@ -58,36 +102,72 @@ def fake_pycuda(log):
             return 1
 
         def make_context(self):
+            context = Context()
+            gpu.context_stack.append(context)
             log.append('make_context')
-            return Context()
+            return context
 
     class Stream:
-        handle = 1234
+        def __init__(self):
+            gpu.current('Stream')
+            self.handle = 1000 + len(gpu.streams)
+            self.queue = []
+            gpu.streams[self.handle] = self
 
         def synchronize(self):
+            gpu.current('synchronize')
+            queue, self.queue = self.queue, []
+            for work in queue:
+                work()
             log.append('sync')
 
+    def stream_of(stream):
+        if not isinstance(stream, Stream) or gpu.streams.get(stream.handle) is not stream:
+            raise FakeCudaError(f'not a stream: {stream!r}')
+        return stream
+
+    def pagelocked_empty(n, dtype):
+        host = np.empty(n, dtype)
+        host.view(np.uint8)[:] = 0xFF   # not zeros: stale output is visible
+        return host
+
     def htod(dev, host, stream):
-        dev.buffer[:] = host.view(np.uint8).ravel()
+        if dev.data().nbytes != host.nbytes:
+            raise FakeCudaError(f'memcpy_htod: {host.nbytes} bytes into {dev.data().nbytes}')
+        stream_of(stream).queue.append(lambda: dev.data().__setitem__(slice(None), host.view(np.uint8).ravel()))
 
     def dtoh(host, dev, stream):
-        host.view(np.uint8)[:] = dev.buffer
+        if dev.data().nbytes != host.nbytes:
+            raise FakeCudaError(f'memcpy_dtoh: {dev.data().nbytes} bytes into {host.nbytes}')
+        stream_of(stream).queue.append(lambda: host.view(np.uint8).__setitem__(slice(None), dev.data()))
 
     driver.init = lambda: None
     driver.Device, driver.Stream = Device, Stream
-    driver.pagelocked_empty = lambda n, dtype: np.empty(n, dtype)
-    driver.mem_alloc = FakeDeviceMemory
+    driver.pagelocked_empty = pagelocked_empty
+    driver.mem_alloc = lambda nbytes: FakeDeviceMemory(gpu, nbytes)
     driver.memcpy_htod_async, driver.memcpy_dtoh_async = htod, dtoh
     package = types.ModuleType('pycuda')
     package.driver = driver
     return package, driver
 
 
-def fake_tensorrt(deserializes=True, v3=True, input_shape=(1, 3, 64, 96), output_shape=(1, 8, 3)):
+def anchors_for(h, w):
+    """Output anchors of the fake network for an h x w input (one per 32 px cell, as a stride-32 head)."""
+    return (h // 32) * (w // 32)
+
+
+def fake_tensorrt(gpu, deserializes=True, v3=True, input_shape=(1, 3, 64, 96), dynamic=False, extra_inputs=()):
+    """An engine with input `images` and output `output0` (1 x 8 x anchors): one box, class 2 scores
+    twice the image's mean. `dynamic`: -1 in the engine's shapes until the context's input shape is set."""
     trt = types.ModuleType('tensorrt')
     trt.__version__ = '10.3.0' if v3 else '8.4.1'
-    shapes = {'images': input_shape, 'output0': output_shape}
-    names = ['images', 'output0']
+    names = ['images', 'output0', *extra_inputs]
+    inputs = {'images', *extra_inputs}
+
+    def engine_shape(name):
+        if name == 'output0':
+            return (-1, 8, -1) if dynamic else (1, 8, anchors_for(*input_shape[2:]))
+        return (-1, 3, -1, -1) if dynamic else input_shape
 
     class Logger:
         WARNING = 2
@@ -101,30 +181,60 @@ def fake_tensorrt(deserializes=True, v3=True, input_shape=(1, 3, 64, 96), output
     class Context:
         def __init__(self):
             self.addresses = {}
+            self.input_shape = None if dynamic else tuple(input_shape)
 
         def set_tensor_address(self, name, address):
             self.addresses[name] = address
 
+        def set_input_shape(self, name, shape):
+            if name != 'images' or len(shape) != 4 or shape[1] != 3:
+                raise FakeCudaError(f'set_input_shape({name}, {shape})')
+            self.input_shape = tuple(int(v) for v in shape)
+            return True
+
+        def set_binding_shape(self, index, shape):
+            return self.set_input_shape(names[index], shape)
+
         def get_tensor_shape(self, name):
-            return shapes[name]
+            if self.input_shape is None:
+                return engine_shape(name)
+            if name == 'output0':
+                return (1, 8, anchors_for(*self.input_shape[2:]))
+            return self.input_shape
 
         def get_binding_shape(self, index):
-            return shapes[names[index]]
+            return self.get_tensor_shape(names[index])
 
-        def _run(self, addresses):
-            image = FakeDeviceMemory.registry[addresses['images']].buffer.view(np.float32)
-            out = np.zeros(output_shape, np.float32)
-            out[0, :4, 0] = [48, 32, 20, 20]
-            out[0, 4 + 2, 0] = float(image.mean()) * 2  # class 2 scores the image brightness
-            FakeDeviceMemory.registry[addresses['output0']].buffer[:] = out.view(np.uint8).ravel()
+        def _enqueue(self, addresses, stream_handle):
+            stream = gpu.streams.get(stream_handle)
+            if stream is None:
+                raise FakeCudaError(f'enqueue on an unknown stream {stream_handle}')
+            if self.input_shape is None:
+                raise FakeCudaError('dynamic input shape not set before enqueue')   # TensorRT: enqueue fails
+            missing = [n for n in names if not addresses.get(n)]
+            if missing:
+                raise FakeCudaError(f'no address for {missing}')
+            shape = self.input_shape
+            image_mem, out_mem = gpu.allocations[addresses['images']], gpu.allocations[addresses['output0']]
+
+            def run():
+                image = image_mem.data().view(np.float32)
+                if image.size != int(np.prod(shape)):
+                    raise FakeCudaError(f'input buffer holds {image.size} values, shape {shape}')
+                out = np.zeros((1, 8, anchors_for(*shape[2:])), np.float32)
+                out[0, :4, 0] = [48, 32, 20, 20]
+                out[0, 4 + 2, 0] = float(image.mean()) * 2  # class 2 scores the image brightness
+                if out_mem.data().nbytes != out.nbytes:
+                    raise FakeCudaError(f'output buffer of {out_mem.data().nbytes} bytes for {out.nbytes}')
+                out_mem.data()[:] = out.view(np.uint8).ravel()
+            stream.queue.append(run)
+            return True
 
         def execute_async_v3(self, stream_handle):
-            self._run(self.addresses)
-            return True
+            return self._enqueue(self.addresses, stream_handle)
 
         def execute_async_v2(self, bindings, stream_handle):
-            self._run(dict(zip(names, bindings)))
-            return True
+            return self._enqueue(dict(zip(names, bindings)), stream_handle)
 
     class Engine:
         def create_execution_context(self):
@@ -134,17 +244,17 @@ def fake_tensorrt(deserializes=True, v3=True, input_shape=(1, 3, 64, 96), output
             return context
 
     if v3:
-        Engine.num_io_tensors = 2
+        Engine.num_io_tensors = len(names)
         Engine.get_tensor_name = lambda self, i: names[i]
-        Engine.get_tensor_mode = lambda self, n: TensorIOMode.INPUT if n == 'images' else TensorIOMode.OUTPUT
-        Engine.get_tensor_shape = lambda self, n: shapes[n]
+        Engine.get_tensor_mode = lambda self, n: TensorIOMode.INPUT if n in inputs else TensorIOMode.OUTPUT
+        Engine.get_tensor_shape = lambda self, n: engine_shape(n)
         Engine.get_tensor_dtype = lambda self, n: 'float32'
     else:
-        Engine.num_bindings = 2
+        Engine.num_bindings = len(names)
         Engine.get_binding_name = lambda self, i: names[i]
         Engine.get_binding_index = lambda self, n: names.index(n)
-        Engine.binding_is_input = lambda self, i: i == 0
-        Engine.get_binding_shape = lambda self, i: shapes[names[i]]
+        Engine.binding_is_input = lambda self, i: names[i] in inputs
+        Engine.get_binding_shape = lambda self, i: engine_shape(names[i])
         Engine.get_binding_dtype = lambda self, i: 'float32'
 
     class Runtime:
@@ -159,13 +269,13 @@ def fake_tensorrt(deserializes=True, v3=True, input_shape=(1, 3, 64, 96), output
     return trt
 
 
-def install_fake_gpu(monkeypatch, **kwargs):
-    log = []
-    package, driver = fake_pycuda(log)
+def install_fake_gpu(monkeypatch, **kwargs) -> FakeDevice:
+    gpu = FakeDevice([])
+    package, driver = fake_pycuda(gpu)
     monkeypatch.setitem(sys.modules, 'pycuda', package)
     monkeypatch.setitem(sys.modules, 'pycuda.driver', driver)
-    monkeypatch.setitem(sys.modules, 'tensorrt', fake_tensorrt(**kwargs))
-    return log
+    monkeypatch.setitem(sys.modules, 'tensorrt', fake_tensorrt(gpu, **kwargs))
+    return gpu
 
 
 def test_auto_picks_onnxruntime_cpu_here_and_says_why(model, no_tensorrt):
@@ -198,19 +308,90 @@ def test_an_engine_that_does_not_deserialize_without_onnx_model_is_a_clear_error
         open_backend('tensorrt', None, engine)
 
 
-@pytest.mark.parametrize('v3', [True, False], ids=['io-tensors-api', 'bindings-api'])
-def test_tensorrt_backend_runs_an_engine_through_the_fake_driver(model, monkeypatch, v3):
-    log = install_fake_gpu(monkeypatch, v3=v3)
+APIS = pytest.mark.parametrize('v3', [True, False], ids=['io-tensors-api', 'bindings-api'])
+
+
+def _fake_engine(model, monkeypatch, **kwargs):
+    gpu = install_fake_gpu(monkeypatch, **kwargs)
     engine = model.with_suffix('.engine')
     engine.write_bytes(b'engine')
+    return gpu, engine
+
+
+def _assert_released(gpu):
+    """Every device buffer freed inside its context, then the context popped and detached."""
+    assert gpu.allocations and all(m.freed for m in gpu.allocations.values())
+    assert gpu.leaked == [] and gpu.context_stack == []
+    assert gpu.log[0] == 'make_context' and gpu.log[-2:] == ['pop', 'detach']
+    assert gpu.log.count('free') == sum(entry.startswith('alloc') for entry in gpu.log)
+
+
+@APIS
+def test_tensorrt_backend_runs_an_engine_through_the_fake_driver(model, monkeypatch, v3):
+    gpu, engine = _fake_engine(model, monkeypatch, v3=v3)
     detector, choice = open_detector(engine)
     assert choice.backend.name == 'tensorrt' and 'fastest available' in choice.reason
-    result = detector.detect(np.full((64, 96, 3), 255, np.uint8))
-    [det] = result.detections
-    assert det.label == 'stop' and det.score == pytest.approx(2.0, abs=1e-3)
-    assert (det.x1, det.y1, det.x2, det.y2) == pytest.approx((38, 22, 58, 42))
+    for value, score in ((255, 2.0), (51, 0.4)):   # each frame's own output, not the previous one's
+        result = detector.detect(np.full((64, 96, 3), value, np.uint8))
+        [det] = result.detections
+        assert det.label == 'stop' and det.score == pytest.approx(score, abs=1e-3)
+        assert (det.x1, det.y1, det.x2, det.y2) == pytest.approx((38, 22, 58, 42))
+    assert gpu.log.count('sync') == 2
     detector.close()
-    assert log[0] == 'make_context' and log[-2:] == ['pop', 'detach']
+    _assert_released(gpu)
+
+
+def test_the_fake_driver_shows_outputs_only_after_the_stream_is_synchronised(monkeypatch):
+    """The stand-in's own contract (what the backend test above relies on): copies and kernels wait
+    on their stream; before synchronize the host buffer holds stale bytes (NaN)."""
+    gpu = FakeDevice([])
+    _package, cuda = fake_pycuda(gpu)
+    context = cuda.Device(0).make_context()
+    stream = cuda.Stream()
+    host_in, host_out = cuda.pagelocked_empty(4, np.float32), cuda.pagelocked_empty(4, np.float32)
+    device = cuda.mem_alloc(host_in.nbytes)
+    host_in[:] = [1, 2, 3, 4]
+    cuda.memcpy_htod_async(device, host_in, stream)
+    cuda.memcpy_dtoh_async(host_out, device, stream)
+    assert np.isnan(host_out).all()
+    stream.synchronize()
+    assert host_out.tolist() == [1, 2, 3, 4]
+    context.pop()
+    context.detach()
+    assert gpu.leaked == [device]   # not freed before the context went: leaked
+    with pytest.raises(FakeCudaError, match='without a current CUDA context'):
+        device.free()
+
+
+@APIS
+def test_tensorrt_backend_fixes_a_dynamic_engine_to_the_metadata_size(model, monkeypatch, v3):
+    """An engine built with dynamic shapes (-1 batch, height, width) runs at the size the metadata says:
+    the input shape is set on the execution context, the output buffer sized from the context."""
+    gpu, engine = _fake_engine(model, monkeypatch, v3=v3, dynamic=True)
+    detector, choice = open_detector(engine)
+    backend = choice.backend
+    assert backend.name == 'tensorrt' and backend.input_hw == (64, 96)
+    assert backend._input.shape == (1, 3, 64, 96) and backend._outputs[0].shape == (1, 8, 6)
+    [det] = detector.detect(np.full((64, 96, 3), 255, np.uint8)).detections
+    assert det.label == 'stop' and det.score == pytest.approx(2.0, abs=1e-3)
+    detector.close()
+    _assert_released(gpu)
+
+
+def test_a_dynamic_engine_without_a_known_input_size_is_refused_and_leaves_nothing_allocated(model, monkeypatch):
+    gpu, engine = _fake_engine(model, monkeypatch, dynamic=True)
+    from train_fou.vision.backends.tensorrt_backend import TensorRTBackend
+    with pytest.raises(EngineLoadError, match='is dynamic and no input size is known'):
+        TensorRTBackend(engine)
+    assert gpu.context_stack == [] and gpu.leaked == [] and gpu.log[-2:] == ['pop', 'detach']
+
+
+def test_an_engine_with_a_second_input_is_refused_and_frees_the_buffers_it_allocated(model, monkeypatch):
+    gpu, engine = _fake_engine(model, monkeypatch, extra_inputs=('im_info',))
+    from train_fou.vision.backends.tensorrt_backend import TensorRTBackend
+    with pytest.raises(EngineLoadError, match=r"extra inputs \['im_info'\]"):
+        TensorRTBackend(engine)
+    assert gpu.allocations and gpu.leaked == [] and gpu.context_stack == []
 
 
 def test_explicit_onnxruntime_cuda_without_cuda_is_an_error(model):
@@ -257,10 +438,33 @@ def test_metadata_with_a_wrong_class_count_fails_at_decode_not_silently(tmp_path
         detector.detect(np.zeros((64, 96, 3), np.uint8))
 
 
-def test_detector_reports_stage_times_and_uses_metadata_thresholds(model):
+def test_detector_uses_metadata_thresholds(model):
     detector, _ = open_detector(model, conf_threshold=0.5)
     assert detector.iou_threshold == 0.45 and detector.conf_threshold == 0.5
     result = detector.detect(np.full((64, 96, 3), 255, np.uint8))
     assert {d.label for d in result.detections} == {'stop', 'danger'}
-    assert min(result.preprocess_ms, result.inference_ms, result.postprocess_ms) >= 0
-    assert ModelMetadataError  # exported for callers
+
+
+def test_detector_times_each_stage_separately(model, monkeypatch):
+    """Letterbox, inference and decoding made slow by known amounts: each stage's time holds its own
+    delay (and not another's), and the three add up to no more than the call took."""
+    import time
+
+    from train_fou.vision import detector as detector_mod
+    detector, _ = open_detector(model)
+
+    def slow(fn, seconds):
+        def wrapped(*args, **kwargs):
+            time.sleep(seconds)
+            return fn(*args, **kwargs)
+        return wrapped
+    detector.letterboxer = slow(detector.letterboxer, 0.02)
+    monkeypatch.setattr(detector.backend, 'infer', slow(detector.backend.infer, 0.06))
+    monkeypatch.setattr(detector_mod, 'decode_yolov8', slow(detector_mod.decode_yolov8, 0.04))
+    start = time.perf_counter()
+    result = detector.detect(np.full((64, 96, 3), 255, np.uint8))
+    took_ms = (time.perf_counter() - start) * 1e3
+    assert {d.label for d in result.detections} == {'stop', 'danger'}
+    # a sleep lasts at least as long as asked; a stage timed with another's delay breaks the sum
+    assert result.preprocess_ms >= 20 and result.inference_ms >= 60 and result.postprocess_ms >= 40
+    assert result.preprocess_ms + result.inference_ms + result.postprocess_ms <= took_ms

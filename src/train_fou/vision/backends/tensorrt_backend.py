@@ -73,6 +73,7 @@ class TensorRTBackend:
         try:
             self._load(path, input_name, input_hw)
         except BaseException:
+            self._free_buffers()  # an engine refused after its buffers were allocated (extra inputs)
             self._release_context()
             raise
 
@@ -176,9 +177,15 @@ class TensorRTBackend:
             finally:
                 context.detach()
 
-    def close(self) -> None:
-        for tensor in (getattr(self, '_input', None), *getattr(self, '_outputs', ())):
+    def _free_buffers(self) -> None:
+        """Free the device buffers while the context is still current (before it is popped)."""
+        tensors = (getattr(self, '_input', None), *getattr(self, '_outputs', ()))
+        self._input, self._outputs = None, []
+        for tensor in tensors:
             if tensor is not None:
                 tensor.device.free()
+
+    def close(self) -> None:
+        self._free_buffers()
         self._exec = self._engine = self._runtime = None
         self._release_context()
