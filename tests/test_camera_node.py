@@ -1,4 +1,5 @@
 """camera_node with a video file (the only camera here) and with cameras that are not there."""
+import re
 import time
 
 import cv2
@@ -115,11 +116,57 @@ def test_a_v4l2_device_that_does_not_exist_is_an_error_not_a_crash(rigs):
     assert rig.camera.context.ok() and rig.camera._thread.is_alive()
 
 
-def test_gstreamer_without_gstreamer_support_says_so(rigs):
+#: OpenCV's build information as the pip wheel (no GStreamer) and the Jetson's system OpenCV print it
+BUILD_WITHOUT_GSTREAMER = 'Video I/O:\n    DC1394:                      NO\n    GStreamer:                   NO\n'
+BUILD_WITH_GSTREAMER = 'Video I/O:\n    GStreamer:                   YES (1.20.3)\n    v4l/v4l2:  YES\n'
+HAVE_GSTREAMER = bool(re.search(r'GStreamer:\s+YES', cv2.getBuildInformation()))
+
+
+def test_gstreamer_without_gstreamer_support_says_so(rigs, monkeypatch):
+    """Wherever the test runs (the OpenCV here has no GStreamer, the Jetson's has): an OpenCV without it."""
+    monkeypatch.setattr(cv2, 'getBuildInformation', lambda: BUILD_WITHOUT_GSTREAMER)
     rig = rigs(source='gstreamer', retry_initial_s=0.05)
-    if 'GStreamer:                   YES' in cv2.getBuildInformation():
-        pytest.skip('this OpenCV has GStreamer')
     assert wait_until(lambda: 'no GStreamer support' in rig.camera.error, 10, rig.spin)
+
+
+class _Capture:
+    """cv2.VideoCapture as far as open_source uses it: remembers how it was opened."""
+    opened: list = []
+    starts = True
+
+    def __init__(self, *args):
+        _Capture.opened.append(args)
+
+    def isOpened(self):
+        return _Capture.starts
+
+
+@pytest.mark.parametrize('starts', [True, False])
+def test_gstreamer_with_support_opens_the_jetson_pipeline_or_names_it(monkeypatch, starts):
+    """An OpenCV with GStreamer (the Jetson's): the CSI pipeline goes to the GStreamer backend; one that
+    does not start is an error naming it."""
+    from train_fou.vision.camera import open_source
+    from train_fou.vision.errors import CameraError
+    monkeypatch.setattr(cv2, 'getBuildInformation', lambda: BUILD_WITH_GSTREAMER)
+    monkeypatch.setattr(cv2, 'VideoCapture', _Capture)
+    monkeypatch.setattr(_Capture, 'opened', [])
+    monkeypatch.setattr(_Capture, 'starts', starts)
+    cfg = SourceConfig('gstreamer', width=640, height=480, fps=30)
+    if starts:
+        assert isinstance(open_source(cfg), _Capture)
+    else:
+        with pytest.raises(CameraError, match=r'cannot start GStreamer pipeline `nvarguscamerasrc sensor-id=0 !'):
+            open_source(cfg)
+    assert _Capture.opened == [(jetson_csi_pipeline(cfg), cv2.CAP_GSTREAMER)]
+
+
+@pytest.mark.skipif(not HAVE_GSTREAMER, reason='this OpenCV has no GStreamer (the Jetson\'s system OpenCV has)')
+def test_a_gstreamer_pipeline_publishes_frames_where_opencv_has_gstreamer(rigs):
+    pipeline = ('videotestsrc num-buffers=300 ! video/x-raw, width=64, height=48, framerate=30/1 ! '
+                'videoconvert ! video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false')
+    rig = rigs(source='gstreamer', pipeline=pipeline, retry_initial_s=0.05)
+    assert wait_until(lambda: len(rig.images) >= 3, 20, rig.spin)
+    assert (rig.images[-1].width, rig.images[-1].height, rig.images[-1].encoding) == (64, 48, 'bgr8')
 
 
 def test_v4l2_devices_are_opened_by_index():

@@ -7,6 +7,7 @@ compared with `train_fou.pipelines`, the table the runner reads.
 from __future__ import annotations
 
 import importlib.util
+import pathlib
 import sys
 import types
 
@@ -95,6 +96,64 @@ def test_launch_file_starts_the_runner_nodes_with_the_runner_parameters(fake_lau
         assert merge_like_launch_ros(name, node.kwargs['parameters']) == runner_params[name]
         assert runner_params[name]['extra_flag'] == 7
     assert runner_params['detector_node']['model_path'] == '/models/custom.onnx'
+
+
+#: What each launch file must start, written out by hand from the launch files' docstrings and the
+#: README (not read from train_fou.pipelines, which the launch files and the runner both use): the
+#: executables in order, the launch arguments beyond namespace, domain_id, params_file and model, and
+#: the parameters the pipeline itself sets over config/<node>.yaml.
+LAUNCHED = {
+    'train': (['camera_node', 'detector_node', 'speed_controller', 'hub_node'], {'hub_address', 'hub_name'},
+              {'hub_node': {'backend': 'ble'}}),
+    'replay': (['bag_player', 'detector_node', 'speed_controller', 'hub_node'], {'bag', 'topic', 'rate'},
+               {'hub_node': {'backend': 'sim'}}),
+    'sim': (['track_sim', 'detector_node', 'speed_controller', 'hub_node'], {'scenario', 'seed'},
+            {'track_sim': {'lockstep': True}, 'detector_node': {'use_sim_time': True},
+             'speed_controller': {'use_sim_time': True},
+             'hub_node': {'backend': 'sim', 'deadman_timeout_s': 5.0, 'use_sim_time': True}}),
+}
+
+
+def _flat(prefix, value, out):
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            _flat(f'{prefix}.{key}' if prefix else key, sub, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def _file_parameters(path, node):
+    """What a ROS 2 parameter file gives `node` (`/**` first, then its own section), read with plain yaml."""
+    data = yaml.safe_load(pathlib.Path(path).read_text()) or {}
+    values = {}
+    for section in ('/**', node):
+        _flat('', (data.get(section) or {}).get('ros__parameters') or {}, values)
+    return values
+
+
+@pytest.mark.parametrize('pipeline', sorted(LAUNCHED))
+def test_launch_file_starts_the_nodes_written_out_here_with_their_parameters(fake_launch, pipeline, tmp_path):
+    """config/<node>.yaml, then the pipeline's own values, then the user's file, then the arguments."""
+    executables, arguments, fixed = LAUNCHED[pipeline]
+    extra = tmp_path / 'extra.yaml'
+    extra.write_text('/**:\n  ros__parameters:\n    extra_flag: 7\n'
+                     'detector_node:\n  ros__parameters:\n    model_path: /from/the/file.onnx\n')
+    declared, nodes = launched_nodes(pipeline, {'namespace': 'train1', 'params_file': str(extra),
+                                                'model': '/models/custom.onnx'})
+    assert set(declared) == {'namespace', 'domain_id', 'params_file', 'model'} | arguments
+    assert [n.kwargs['executable'] for n in nodes] == executables
+    for node in nodes:
+        name = node.kwargs['executable']
+        assert node.kwargs['name'] == name and node.kwargs['namespace'] == 'train1'
+        got = {}
+        for layer in node.kwargs['parameters']:   # launch_ros applies them in order, later wins
+            got.update(layer if isinstance(layer, dict) else _file_parameters(layer, name))
+        expected = {**_file_parameters(share_dir() / 'config' / f'{name}.yaml', name), **fixed.get(name, {}),
+                    'extra_flag': 7}
+        if name == 'detector_node':
+            expected['model_path'] = '/models/custom.onnx'   # the argument wins over the file
+        assert got == expected, name
 
 
 def test_every_pipeline_node_has_a_launcher_and_a_config_file():
