@@ -426,7 +426,7 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
     from train_fou.msg import SignDetectionArray, SpeedCommand
     from train_fou.nodes import NODE_CLASSES
     from train_fou.nodes.detector_node import DetectorNode
-    from train_fou.nodes.runner import destroy_nodes
+    from train_fou.nodes.runner import destroy_nodes, run_shutdown_hooks
 
     skip = set(filter(None, args.skip.split(',')))
     tensors = [detector.preprocess(frame)[0].copy() for frame in frames]
@@ -513,12 +513,13 @@ def measure(detector, model_path: pathlib.Path, frames, args, result: dict) -> N
         if node_process is not None:
             stop_node_process(node_process)
         scratch.cleanup()
-        destroy_nodes(nodes)  # while the executor still spins: the hub brakes and publishes its state
+        run_shutdown_hooks(nodes)  # while the executor still spins: the hub brakes and publishes its state
         stop.set()
         if spinner is not None:
             spinner.join(5)
         if executor is not None:
             executor.shutdown()
+        destroy_nodes(nodes, hooks=False)  # no callback may run on a node being destroyed
         rclpy.shutdown(context=context)
     result['raw_session_ms_p50'], result['raw_session_ms_p95'] = percentile(raw_ms, 50), percentile(raw_ms, 95)
     result['node_ms_p50'], result['node_ms_p95'] = percentile(node_ms, 50), percentile(node_ms, 95)

@@ -65,8 +65,8 @@ def create_nodes(names: Sequence[str], params: dict[str, dict[str, Any]] | None 
     return nodes
 
 
-def destroy_nodes(nodes: Iterable) -> None:
-    """on_shutdown() then destroy_node() for each node, newest first, never raising."""
+def run_shutdown_hooks(nodes: Iterable) -> None:
+    """on_shutdown() of each node that has one, newest first, never raising."""
     for node in reversed(list(nodes)):
         hook = getattr(node, 'on_shutdown', None)
         if hook is not None:
@@ -74,6 +74,16 @@ def destroy_nodes(nodes: Iterable) -> None:
                 hook()
             except Exception as err:  # keep going: every node must get its turn
                 log.error('%s: on_shutdown failed: %s', node.get_name(), err)
+
+
+def destroy_nodes(nodes: Iterable, hooks: bool = True) -> None:
+    """on_shutdown() (unless `hooks` is False: already run) then destroy_node() for each node, newest
+    first, never raising. Call it while no executor spins these nodes: a callback running on a node
+    that is being destroyed fails on its destroyed handles."""
+    nodes = list(nodes)
+    if hooks:
+        run_shutdown_hooks(nodes)
+    for node in reversed(nodes):
         try:
             node.destroy_node()
         except Exception as err:
@@ -109,13 +119,15 @@ def run_composition(names: Sequence[str], params: dict[str, dict[str, Any]] | No
         spin_until(executor, stop)
         return 0
     finally:
-        # Let hooks publish/brake while the executor can still serve callbacks.
+        # Let hooks publish/brake while the executor can still serve callbacks; destroy the nodes
+        # only once it has stopped, so that no callback runs on a node being destroyed.
         hooks_done = threading.Event()
-        worker = threading.Thread(target=lambda: (destroy_nodes(nodes), hooks_done.set()), daemon=True)
+        worker = threading.Thread(target=lambda: (run_shutdown_hooks(nodes), hooks_done.set()), daemon=True)
         worker.start()
         while not hooks_done.is_set():
             executor.spin_once(timeout_sec=0.05)
         executor.shutdown()
+        destroy_nodes(nodes, hooks=False)
         if rclpy.ok():
             rclpy.shutdown()
         signals.restore()
