@@ -101,7 +101,14 @@ def replay_bag(name: str, rate: str):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert summary['frames_processed'] == summary['frames_published'] == summary['frames_in_bag']
+    assert summary['frames_published'] == summary['frames_in_bag']
+    if rate == '1':
+        # at the recorded pace (10 fps) the detector keeps only the newest frame: a loaded machine may
+        # skip a few, and each one is counted (the decisions below must still come out as documented)
+        assert summary['frames_processed'] + summary['frames_dropped'] == summary['frames_published']
+        assert summary['frames_dropped'] <= 0.05 * summary['frames_published'], summary
+    else:
+        assert summary['frames_processed'] == summary['frames_published']
     changes = [STATE_LINE.fullmatch(line) for line in lines[:-1]]
     assert all(changes) and len(changes) == summary['state_changes'], lines[:-1]
     changes = [dict(m.groupdict(), t=float(m['t'])) for m in changes]
