@@ -91,3 +91,10 @@ jetson-check: setup
 	$(VPY) tools/check_jetson_pins.py requirements-jetson.txt
 	$(VENV)/bin/vermin --target=3.10- --violations --no-tips -q src launch training/engine.py
 	@echo "vermin: src/ launch/ training/engine.py run on Python 3.10"
+
+# ruff (ruff.toml), part of `make test`: pyflakes, pycodestyle, bugbear, pyupgrade to 3.10, and training/'s
+# marked lazy imports.
+.PHONY: lint
+test: lint
+lint: setup
+	$(VENV)/bin/ruff check .

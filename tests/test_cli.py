@@ -1,5 +1,4 @@
 """`train-fou` lists only working subcommands and reports user errors in one line."""
-import os
 import pathlib
 import re
 import signal

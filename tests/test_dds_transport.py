@@ -69,7 +69,8 @@ def test_full_size_camera_frames_reach_a_subscriber_in_another_process(tmp_path,
     The reader keeps ROS 2's default transports, like rqt or RViz would.
     """
     params = tmp_path / 'camera.yaml'
-    params.write_text(f'camera_node:\n  ros__parameters:\n    source: file\n    file_path: {_video(tmp_path / "v.avi")}\n'
+    params.write_text(f'camera_node:\n  ros__parameters:\n    source: file\n'
+                      f'    file_path: {_video(tmp_path / "v.avi")}\n'
                       f'    width: {WIDTH}\n    height: {HEIGHT}\n    loop: true\n')
     namespace = f'/dds_transport_{os.getpid()}'
     env = {k: v for k, v in os.environ.items() if k not in USER_CHOICES}

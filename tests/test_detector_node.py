@@ -6,7 +6,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-from rcl_interfaces.msg import ParameterType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
@@ -218,7 +217,7 @@ def test_with_a_slow_model_frames_are_dropped_and_counted_not_queued(ros_context
             stamp = 10**10 + i
             h.pub.publish(raw_image(255, stamp))
             sent.append(stamp)
-            wait_until(lambda: time.monotonic() >= start + (i + 1) * period_s, 1.0, h.spin, step_s=0.005)
+            wait_until(lambda i=i: time.monotonic() >= start + (i + 1) * period_s, 1.0, h.spin, step_s=0.005)
         h.answer(sent[-1])  # the newest frame is always processed
         processed = [stamp_ns(m.header) for _, m in h.detections]
         assert processed == sorted(processed) and len(set(processed)) == len(processed)

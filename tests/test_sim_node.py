@@ -5,7 +5,6 @@ import json
 import threading
 
 import pytest
-import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock

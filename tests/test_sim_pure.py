@@ -17,7 +17,6 @@ from train_fou.sim.episode import Episode
 from train_fou.sim.errors import SimError
 from train_fou.sim.metrics import Sample, evaluate, limit_violations, stop_holds, totals
 from train_fou.sim.scenario import Scenario, default_scenario_path, draw, load_scenario
-from train_fou.sim.track import Sign, Track
 
 PARAMS = dynamics.TrainParams(max_speed_mps=1.0, motor_lag_s=0.4, brake_decel_mps2=1.5,
                               coast_decel_mps2=0.4)

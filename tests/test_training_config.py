@@ -100,7 +100,8 @@ def test_simview_alone_is_a_dataset():
 
 def test_the_torch_free_training_modules_never_import_torch():
     import subprocess
-    code = ('import sys; import training.synth, training.simview, training.dataset, training.evaluate, training.engine, '
+    code = ('import sys; import training.synth, training.simview, training.dataset, training.evaluate, '
+            'training.engine, '
             'training.config, training.model_card, train_fou.render.signs, train_fou.render.scene; '
             'print("torch" in sys.modules or "ultralytics" in sys.modules)')
     out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -99,7 +99,7 @@ def test_rolling_shutter_moves_the_boxes_with_the_rows():
     for x1, y1, x2, y2 in boxes:
         img[y1:y2, x1:x2] = 255
     out, moved = rolling_shutter(img, boxes, skew=0.06, wobble=2.0, period=80, phase=1.0)
-    for (x1, y1, x2, y2), (mx1, my1, mx2, my2) in zip(boxes, moved):
+    for (_x1, y1, _x2, y2), (mx1, my1, mx2, my2) in zip(boxes, moved):
         cols = np.nonzero((out[y1:y2] > 127).any(axis=0))[0]
         assert (my1, my2) == (y1, y2)                       # rows stay rows
         assert abs(cols.min() - mx1) <= 1.5 and abs(cols.max() + 1 - mx2) <= 1.5

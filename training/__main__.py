@@ -95,7 +95,8 @@ def _cmd_train(args) -> int:
                                        training, cfg['conf_threshold'], cfg['iou_threshold'])
     print(f'exported {onnx_path} and {json_path}', flush=True)
     if not args.no_eval:
-        return _evaluate(onnx_path, workdir / 'synth' if cfg['data'].get('synth') else pathlib.Path(cfg['data']['real'][0]),
+        data_dir = workdir / 'synth' if cfg['data'].get('synth') else pathlib.Path(cfg['data']['real'][0])
+        return _evaluate(onnx_path, data_dir,
                          'test', out_dir / f'{name}_eval' if args.eval_dir is None else pathlib.Path(args.eval_dir))
     return 0
 
@@ -250,7 +251,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser('eval-real', help='AP50 and precision/recall of an ONNX model on real labelled photos')
     s.add_argument('model', type=pathlib.Path)
-    s.add_argument('--export', type=pathlib.Path, required=True, help='Label Studio JSON or JSON-MIN export, as exported')
+    s.add_argument('--export', type=pathlib.Path, required=True,
+                   help='Label Studio JSON or JSON-MIN export, as exported')
     s.add_argument('--images', type=pathlib.Path, required=True,
                    help="folder of the export's images (found by file name)")
     s.add_argument('--out', type=pathlib.Path, default=ROOT / 'out' / 'eval-real',

@@ -129,8 +129,9 @@ def verify_loaded(sequential, state) -> None:
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
-        ours = torch.nn.functional.conv2d(x, conv.weight, stride=conv.stride, padding=conv.padding) - bn.running_mean.view(1, -1, 1, 1)
-        theirs = torch.nn.functional.conv2d((x - mean) / std, w_src, stride=conv.stride, padding=conv.padding) - rm_src.view(1, -1, 1, 1)
+        conv2d = torch.nn.functional.conv2d
+        ours = conv2d(x, conv.weight, stride=conv.stride, padding=conv.padding) - bn.running_mean.view(1, -1, 1, 1)
+        theirs = conv2d((x - mean) / std, w_src, stride=conv.stride, padding=conv.padding) - rm_src.view(1, -1, 1, 1)
     if not torch.allclose(ours[..., 1:-1, 1:-1], theirs[..., 1:-1, 1:-1], atol=1e-4):
         raise BackboneError('the first block does not reproduce the trained block on normalised input')
 

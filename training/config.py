@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from train_fou.errors import TrainFouError
 from train_fou.yamlio import read_yaml

@@ -23,7 +23,7 @@ import hashlib
 import json
 import pathlib
 import shutil
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import yaml
 

@@ -24,7 +24,7 @@ import importlib
 import json
 import pathlib
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -201,7 +201,8 @@ def build_engine(opts: EngineOptions) -> dict:
             calibration = {'images': str(opts.calib_images), 'count': len(batches), 'algorithm': 'entropy2'}
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
-            raise EngineError(f'TensorRT failed to build a {opts.precision} engine from {opts.onnx} (see its log above)')
+            raise EngineError(f'TensorRT failed to build a {opts.precision} engine from {opts.onnx} '
+                              '(see its log above)')
         out = engine_path(opts)
         out.write_bytes(bytes(serialized))
         major, minor = device.compute_capability()

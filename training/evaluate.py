@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -233,7 +234,8 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
     report.update({
         'model': str(model), 'data': str(data), 'split': split, 'images': len(images),
         'backend': choice.backend.name,
-        'refiner': detector.refiner.spec.model.name if detector.refiner is not None else None, 'nms_iou': detector.iou_threshold, 'score_threshold': conf_threshold,
+        'refiner': detector.refiner.spec.model.name if detector.refiner is not None else None,
+        'nms_iou': detector.iou_threshold, 'score_threshold': conf_threshold,
         'confusion_matrix': {'conf_threshold': deploy_conf, 'iou_threshold': 0.5, 'rows': 'predicted (+missed)',
                              'columns': 'true (+background)', 'counts': matrix.tolist()},
         'latency_ms_p50': {'preprocess': float(np.median(t[:, 0])), 'inference': float(np.median(t[:, 1])),

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from train_fou.errors import TrainFouError
 from train_fou.render.signs import CLASS_NAMES

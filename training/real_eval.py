@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Collection, Mapping, NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 

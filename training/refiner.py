@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np

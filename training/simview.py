@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import pathlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import cv2
 import numpy as np

@@ -5,14 +5,15 @@ import json
 import pathlib
 import shutil
 import time
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 import yaml
 
 from train_fou.errors import TrainFouError
 from train_fou.render.signs import CLASS_NAMES
 from training import config as config_mod
-from training.dataset import SPLITS, dataset_hash_many, load_names, write_data_yaml
+from training.dataset import SPLITS, dataset_hash_many, load_names
 from training.offline import RUNS_DIR, offline
 from training.synth import SynthConfig, generate_dataset, preview_grid
 

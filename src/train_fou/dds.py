@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 log = logging.getLogger('train_fou.dds')
 

@@ -7,7 +7,8 @@ that the `train-fou` composition runner reads here.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from train_fou.errors import TrainFouError
 from train_fou.yamlio import read_yaml

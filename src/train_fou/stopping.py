@@ -45,7 +45,7 @@ class StopSignals:
             self.signum = signum
         self.event.set()
 
-    def install(self) -> 'StopSignals':
+    def install(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread() and not self._previous:
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handler)
@@ -56,7 +56,7 @@ class StopSignals:
             signal.signal(signum, old)
         self._previous = {}
 
-    def __enter__(self) -> 'StopSignals':
+    def __enter__(self) -> StopSignals:
         return self.install()
 
     def __exit__(self, *_exc) -> None:

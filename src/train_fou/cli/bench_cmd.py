@@ -98,7 +98,7 @@ def make_frames(count: int, width: int, height: int, seed: int = 0):
     try:
         from train_fou.render.scene import background, paste_rgba
         from train_fou.render.signs import CLASS_KINDS, render_sign
-        for i in range(count):
+        for _i in range(count):
             rgb, _ground = background('rails', width, height, rng)
             for _ in range(int(rng.integers(0, 3))):
                 sprite, _box = render_sign(CLASS_KINDS[int(rng.integers(len(CLASS_KINDS)))],

@@ -9,7 +9,8 @@ and client classes can be injected (tests pass stand-ins at the bleak API).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from train_fou.hub.errors import HubError, HubNotFoundError
 from train_fou.hub.transport import Advertiser, DisconnectCallback, HubInfo, NotifyCallback

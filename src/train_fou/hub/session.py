@@ -30,7 +30,7 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from train_fou.hub.errors import HubError, NoMotorError
 from train_fou.hub.transport import Transport, kind_name

@@ -7,7 +7,8 @@ for one connection; the session builds a fresh one to reconnect.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
+from collections.abc import Callable
 
 from train_fou.lwp3.bytecodes import HubKind
 

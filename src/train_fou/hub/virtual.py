@@ -10,7 +10,7 @@ prints, the CLI or node decides.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 from train_fou.hub.errors import HubError
 from train_fou.hub.transport import DisconnectCallback, HubInfo, NotifyCallback

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable
 
 from train_fou.lwp3.bytecodes import (
     HUB_ID, POWER_BRAKE, POWER_FLOAT, POWER_MAX_PCT, AlertKind, AlertOperation, AlertStatus,

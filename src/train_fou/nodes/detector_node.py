@@ -245,7 +245,7 @@ class DetectorNode(CheckedParameters, Node):
         self._last_problem = message
         self.get_logger().warning(message, throttle_duration_sec=self.get_parameter('warn_throttle_s').value)
 
-    def _process(self, frame: 'PendingFrame') -> None:
+    def _process(self, frame: PendingFrame) -> None:
         try:
             detections, inference_ms, postprocess_ms = self._detector.infer(frame.tensor, frame.info, frame.image)
         except Exception as err:  # a model/backend fault: log (throttled), skip the frame, keep serving

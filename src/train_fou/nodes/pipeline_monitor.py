@@ -19,7 +19,7 @@ from train_fou import qos
 from train_fou.msg import HubState, SignDetectionArray, SpeedCommand
 
 
-def bgr_of(msg) -> 'np.ndarray':
+def bgr_of(msg) -> np.ndarray:
     """BGR pixels of an Image or CompressedImage (ImageDecodeError when malformed)."""
     from train_fou.vision.images import decode_jpeg, image_from_raw
     if isinstance(msg, CompressedImage):
@@ -92,7 +92,8 @@ class PipelineMonitor(Node):
     def _fill(self, record: FrameRecord) -> None:
         command = self._command
         if command is not None:
-            record.command_power, record.brake, record.state = int(command.power), bool(command.brake), int(command.state)
+            record.command_power, record.brake = int(command.power), bool(command.brake)
+            record.state = int(command.state)
         record.applied_power = self._applied
 
     def _on_command(self, msg: SpeedCommand) -> None:

@@ -7,7 +7,7 @@ so nothing is deserialized; each message's bag time is its receive time.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from rclpy.node import Node
 

@@ -6,7 +6,8 @@ import math
 import pathlib
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from train_fou.policy.errors import PolicyConfigError
 

@@ -26,7 +26,7 @@ simulator's virtual camera. All images are RGB uint8, H x W x 3.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -109,7 +109,8 @@ def _texture_baseplate(rng, h, w):
     while y < h + pitch:
         x = rng.uniform(0, pitch)
         while x < w + pitch:
-            cv2.circle(img, (int(x + r * 0.25), int(y + r * 0.25)), max(1, int(r)), tuple(color * 0.75), -1, cv2.LINE_AA)
+            cv2.circle(img, (int(x + r * 0.25), int(y + r * 0.25)), max(1, int(r)), tuple(color * 0.75), -1,
+                       cv2.LINE_AA)
             cv2.circle(img, (int(x), int(y)), max(1, int(r)), tuple(np.minimum(color * 1.15, 255)), -1, cv2.LINE_AA)
             x += pitch
         y += pitch
@@ -260,7 +261,8 @@ def background(kind: str, width: int, height: int, rng: np.random.Generator, *,
             img[edge:] = img[edge:] * rng.uniform(0.3, 0.6)
     if kind == 'rails' or (kind in ('table', 'floor', 'baseplate') and rng.random() < 0.3):
         _rails(rng, img, ground_y, track)
-    n_clutter = {'clutter': int(rng.integers(10, 40)), 'room': int(rng.integers(0, 8))}.get(kind, int(rng.integers(0, 6)))
+    n_clutter = {'clutter': int(rng.integers(10, 40)), 'room': int(rng.integers(0, 8))}.get(
+        kind, int(rng.integers(0, 6)))
     _clutter(rng, img, ground_y, n_clutter)
     return np.clip(img, 0, 255).astype(np.uint8), ground_y
 

@@ -75,7 +75,8 @@ import importlib.util
 import math
 import threading
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import cv2
 import numpy as np

@@ -8,7 +8,7 @@ quickly; `train-fou sim --oracle` runs the same with the real nodes.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -6,7 +6,7 @@ pipeline has answered that frame. Nothing here waits or reads a clock.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -6,7 +6,8 @@ arithmetic on that list and the track, so it can be recomputed from a log.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from train_fou.sim.scenario import World
 from train_fou.sim.track import LIMIT_KINDS, STOP_KIND

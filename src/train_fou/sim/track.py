@@ -8,7 +8,7 @@ height of its face centre above the rails.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 #: Detector classes the speed policy acts on. A sign's `kind` is the renderer's
 #: kind (`danger_railway`, `no_entry`, ...); its `label` is the detector class.

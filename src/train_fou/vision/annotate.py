@@ -1,7 +1,7 @@
 """Draw detections on a BGR image (signs/annotated, reports)."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np

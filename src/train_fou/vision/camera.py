@@ -9,7 +9,7 @@ import os
 import pathlib
 import re
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import yaml

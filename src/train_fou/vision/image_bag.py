@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pathlib
 import struct
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
+from collections.abc import Iterator
 
 from train_fou.vision.errors import BagError, BagNotFoundError
 
@@ -108,7 +109,7 @@ class ImageBag:
         if reader is not None and reader.is_open:
             reader.close()
 
-    def __enter__(self) -> 'ImageBag':
+    def __enter__(self) -> ImageBag:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import pathlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from train_fou.vision.errors import ModelMetadataError, ModelNotFoundError
 from train_fou.vision.refine import RefinerSpec, parse_refiner

@@ -6,7 +6,8 @@ network-input pixels, then one score row per class (no objectness).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -8,7 +8,8 @@ as an error note and the ONNX model is used instead when one is configured.
 from __future__ import annotations
 
 import pathlib
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 from train_fou.vision.backends import onnxruntime_backend, tensorrt_backend
 from train_fou.vision.backends.base import Backend
