@@ -1,6 +1,7 @@
 """speed_controller on a real executor and real DDS: fail-safe, signs, services, parameters."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -69,25 +70,32 @@ class Bench(Node):
         return msg is not None and msg.state == state
 
 
+@contextlib.contextmanager
+def spinning(ros_context, *nodes):
+    """Spin `nodes` on the executor the node ships with, in a thread; stop and destroy them after."""
+    executor = make_executor(context=ros_context)
+    for node in nodes:
+        executor.add_node(node)
+    stop = threading.Event()
+    thread = threading.Thread(target=spin_until, args=(executor, stop, 0.05), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        executor.shutdown()
+        for node in nodes:
+            node.destroy_node()
+
+
 @pytest.fixture
 def rig(ros_context):
     node = SpeedControllerNode(context=ros_context, parameter_overrides=[
         Parameter('ramp_up_pct_per_s', value=200.0)])
     bench = Bench(ros_context)
-    executor = make_executor(context=ros_context)  # the executor the node ships with
-    executor.add_node(node)
-    executor.add_node(bench)
-    stop = threading.Event()
-    thread = threading.Thread(target=spin_until, args=(executor, stop, 0.05), daemon=True)
-    thread.start()
-    try:
+    with spinning(ros_context, node, bench):
         yield node, bench
-    finally:
-        stop.set()
-        thread.join(5)
-        executor.shutdown()
-        node.destroy_node()
-        bench.destroy_node()
 
 
 def call(client, timeout_s=LIVENESS_S):
@@ -300,23 +308,11 @@ def sim_rig(ros_context):
         Parameter('use_sim_time', value=True), Parameter('publish_rate_hz', value=100.0),
         Parameter('ramp_up_pct_per_s', value=200.0), Parameter('stop_hold_s', value=0.5)])
     bench = ClockBench(ros_context, node)
-    executor = make_executor(context=ros_context)
-    executor.add_node(node)
-    executor.add_node(bench)
-    stop = threading.Event()
-    thread = threading.Thread(target=spin_until, args=(executor, stop, 0.05), daemon=True)
-    thread.start()
-    try:
+    with spinning(ros_context, node, bench):
         assert wait_until(lambda: (bench.detections_pub.get_subscription_count() >= 1
                                    and bench.clock_pub.get_subscription_count() >= 1
                                    and node._command_pub.get_subscription_count() >= 1), LIVENESS_S)
         yield node, bench
-    finally:
-        stop.set()
-        thread.join(5)
-        executor.shutdown()
-        node.destroy_node()
-        bench.destroy_node()
 
 
 def test_failsafe_brakes_at_the_first_tick_after_the_detections_timeout_on_sim_time(sim_rig):

@@ -241,7 +241,7 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
         'latency_ms_p50': {'preprocess': float(np.median(t[:, 0])), 'inference': float(np.median(t[:, 1])),
                            'postprocess': float(np.median(t[:, 2]))},
     })
-    report = _finite(report)
+    report = finite_or_none(report)
     if out_dir is not None:
         out_dir = pathlib.Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -252,14 +252,15 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
     return report
 
 
-def _finite(value):
-    """NaN (a class without ground truth) -> None, so reports are strict JSON."""
-    if isinstance(value, float) and value != value:
+def finite_or_none(value):
+    """NaN (a class without ground truth) and infinities -> None, in nested dicts and lists, so
+    reports are strict JSON."""
+    if isinstance(value, float) and not np.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite_or_none(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite_or_none(v) for v in value]
     return value
 
 

@@ -35,7 +35,7 @@ from training.dataset import (
     Box, DatasetError, find_image, labelstudio_annotated, labelstudio_box, labelstudio_label, labelstudio_rectangles,
     labelstudio_tasks,
 )
-from training.evaluate import EvaluationError, Pred, Truth, compute_metrics, match_image
+from training.evaluate import EvaluationError, Pred, Truth, compute_metrics, finite_or_none, match_image
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONTROLLER_CONFIG = ROOT / 'config' / 'speed_controller.yaml'
@@ -330,7 +330,7 @@ def evaluate_real(model: pathlib.Path, export: pathlib.Path, images_dir: pathlib
         'score_threshold': conf_threshold, 'controller_config': str(controller_config),
         **score_photos(preds, photos, names, cmap, min_scores, deployed_conf, nms_iou),
     }
-    report = _finite(report)
+    report = finite_or_none(report)
     if out_dir is not None:
         out_dir = pathlib.Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -338,17 +338,6 @@ def evaluate_real(model: pathlib.Path, export: pathlib.Path, images_dir: pathlib
         (out_dir / 'report.json').write_text(json.dumps(report, indent=2) + '\n')
         report['files'] = [str(out_dir / 'report.json'), str(sheet)]
     return report
-
-
-def _finite(value):
-    """NaN and inf -> None, so reports are strict JSON."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 # --- the picture
