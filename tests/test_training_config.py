@@ -84,6 +84,9 @@ def test_missing_key_and_missing_data_are_refused():
     ({'seed': 1000, 'train': 10, 'val': 2}, '`data.simview.test` must be an integer'),
     ({'seed': 1000, 'train': -1, 'val': 2, 'test': 2}, '`data.simview.train` must be an integer >= 0'),
     ([1000, 10, 2, 2], '`data.simview` must be a mapping'),
+    ({'seed': 1000, 'train': 10, 'val': 2, 'test': 2, 'hard_negative_p': 1.5},
+     '`data.simview.hard_negative_p` must be a number in'),
+    ({'seed': 1000, 'train': 10, 'val': 2, 'test': 2, 'photo_p': 0.5}, 'unknown key `data.simview.photo_p`'),
 ])
 def test_a_bad_simview_section_is_refused_naming_the_key(simview, message):
     cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())

@@ -111,3 +111,25 @@ def test_every_label_lies_on_a_sign_the_frame_shows(monkeypatch):
                 labels_seen += 1
             assert changed[~inside].mean() < 0.1   # poles, distractors and unlabelled far signs only
     assert labels_seen >= 20, labels_seen
+
+
+@pytest.mark.parametrize('share', [0.25, 0.5, 1.0])
+def test_the_distractor_pool_holds_the_hard_look_alikes_at_the_asked_share(share):
+    from train_fou.render.signs import DISTRACTOR_KINDS, HARD_DISTRACTOR_KINDS
+    pool = simview.distractor_pool(share)
+    assert set(pool) <= set(DISTRACTOR_KINDS)
+    hard = sum(k in HARD_DISTRACTOR_KINDS for k in pool) / len(pool)
+    natural = sum(k in HARD_DISTRACTOR_KINDS for k in DISTRACTOR_KINDS) / len(DISTRACTOR_KINDS)
+    assert hard == pytest.approx(share + (1 - share) * natural, abs=0.02)
+    assert simview.distractor_pool(0.0) is None
+    with pytest.raises(ValueError, match='hard_negative_p'):
+        simview.distractor_pool(1.5)
+
+
+def test_render_world_places_the_pool_s_distractors():
+    from train_fou.render.signs import DISTRACTOR_KINDS, HARD_DISTRACTOR_KINDS
+    scenario = load_scenario(default_scenario_path())
+    pool = simview.distractor_pool(1.0)
+    distractors = [s.kind for world in range(6) for s in scenario.sample(7, world, pool).track.signs
+                   if s.kind in DISTRACTOR_KINDS]
+    assert distractors and set(distractors) <= set(HARD_DISTRACTOR_KINDS)

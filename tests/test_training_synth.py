@@ -244,3 +244,27 @@ def test_prepare_synth_passes_the_config_shares_and_regenerates_when_they_change
     assert (out / 'synth.json').stat().st_mtime_ns == stamp
     prepare_synth({**spec, 'train_camera_p': 0.0}, tmp_path / 'synth')
     assert yaml.safe_load((out / 'data.yaml').read_text())['synth']['train_camera_p'] == 0.0
+
+
+@pytest.mark.parametrize('hard_negative_p', [0.0, 1.0])
+def test_hard_negatives_make_up_the_asked_share_of_the_distractors(monkeypatch, hard_negative_p):
+    import training.synth as synth
+    from train_fou.render.signs import DISTRACTOR_KINDS, HARD_DISTRACTOR_KINDS
+    drawn = []
+    real = synth.render_sign_layers
+
+    def spy(kind, *args, **kwargs):
+        drawn.append(kind)
+        return real(kind, *args, **kwargs)
+
+    monkeypatch.setattr(synth, 'render_sign_layers', spy)
+    cfg = SynthConfig(photo_p=0.0, empty_p=1.0, lookalike_p=0.0, hard_negative_p=hard_negative_p)
+    for i in range(40):
+        generate_image(3, 'train', i, cfg)
+    assert len(drawn) > 20 and set(drawn) <= set(DISTRACTOR_KINDS)
+    hard = sum(kind in HARD_DISTRACTOR_KINDS for kind in drawn) / len(drawn)
+    if hard_negative_p == 1.0:
+        assert hard == 1.0
+    else:  # every kind equally likely: the hard ones' natural share
+        assert hard < 0.7
+

@@ -41,7 +41,9 @@ _SCHEMA: dict[str, tuple[tuple[type, ...], Any, str]] = {
 }
 
 #: optional generator shares under `data.synth` (training.synth.SynthConfig fields of the same names)
-SYNTH_SHARES = ('photo_p', 'texture_p', 'train_camera_p', 'lookalike_p', 'small_p')
+SYNTH_SHARES = ('photo_p', 'texture_p', 'train_camera_p', 'lookalike_p', 'small_p', 'hard_negative_p')
+#: optional generator shares under `data.simview` (training.simview.generate_simview keywords)
+SIMVIEW_SHARES = ('hard_negative_p',)
 
 #: config keys passed straight to ultralytics' train()
 ULTRALYTICS_KEYS = ('imgsz', 'epochs', 'batch', 'optimizer', 'lr0', 'cos_lr', 'warmup_epochs', 'patience',
@@ -98,15 +100,15 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
             value = spec.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f'{where}: `data.{generated}.{key}` must be an integer >= 0, got {value!r}')
-        if generated == 'synth':
-            for key, value in spec.items():
-                if key in ('seed', 'train', 'val', 'test'):
-                    continue
-                if key not in SYNTH_SHARES:
-                    raise ConfigError(f'{where}: unknown key `data.synth.{key}` (seed, train, val, test, '
-                                      f'{", ".join(SYNTH_SHARES)})')
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                    raise ConfigError(f'{where}: `data.synth.{key}` must be a number in [0, 1], got {value!r}')
+        shares = SYNTH_SHARES if generated == 'synth' else SIMVIEW_SHARES
+        for key, value in spec.items():
+            if key in ('seed', 'train', 'val', 'test'):
+                continue
+            if key not in shares:
+                raise ConfigError(f'{where}: unknown key `data.{generated}.{key}` (seed, train, val, test, '
+                                  f'{", ".join(shares)})')
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f'{where}: `data.{generated}.{key}` must be a number in [0, 1], got {value!r}')
     real = data.get('real') or []
     if not isinstance(real, list) or not all(isinstance(r, str) for r in real):
         raise ConfigError(f'{where}: `data.real` must be a list of YOLO dataset directories')

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import cv2
 import numpy as np
 
-from train_fou.render.signs import CLASS_NAMES, KIND_CLASS
+from train_fou.render.signs import CLASS_NAMES, DISTRACTOR_KINDS, HARD_DISTRACTOR_KINDS, KIND_CLASS
 from train_fou.sim.camera import CameraRenderer, GroundTruth
 from train_fou.sim.scenario import Scenario, default_scenario_path, load_scenario
 from training.dataset import SPLITS, Box, write_data_yaml, write_labels
@@ -59,10 +59,24 @@ def labels_for(truths: list[GroundTruth], min_px: float = MIN_LABEL_PX,
     return out
 
 
+def distractor_pool(hard_negative_p: float) -> list[str] | None:
+    """Distractor kinds to draw uniformly from, with HARD_DISTRACTOR_KINDS making up `hard_negative_p` of
+    the draws (the rest: every distractor kind); None (the scenario's own list) for 0."""
+    if not hard_negative_p:
+        return None
+    if not 0 < hard_negative_p <= 1:
+        raise ValueError(f'hard_negative_p must be in [0, 1], got {hard_negative_p!r}')
+    slots = 100
+    hard = round(hard_negative_p * slots)
+    return ([HARD_DISTRACTOR_KINDS[i % len(HARD_DISTRACTOR_KINDS)] for i in range(hard)]
+            + [DISTRACTOR_KINDS[i % len(DISTRACTOR_KINDS)] for i in range(slots - hard)])
+
+
 def render_world(scenario: Scenario, seed: int, split: str, world: int,
-                 frames: int = FRAMES_PER_WORLD) -> list[tuple[np.ndarray, list[tuple[int, Box]]]]:
+                 frames: int = FRAMES_PER_WORLD,
+                 distractor_kinds: list[str] | None = None) -> list[tuple[np.ndarray, list[tuple[int, Box]]]]:
     """`frames` BGR camera frames of one sampled world, at random positions before the cliff, with labels."""
-    sampled = scenario.sample(seed, SPLIT_IDS[split] * WORLD_STRIDE + world)
+    sampled = scenario.sample(seed, SPLIT_IDS[split] * WORLD_STRIDE + world, distractor_kinds)
     renderer = CameraRenderer(sampled.camera, sampled.track, sampled.look)
     out = []
     for k in range(frames):
@@ -76,9 +90,9 @@ def render_world(scenario: Scenario, seed: int, split: str, world: int,
 
 
 def _write_world(args) -> int:
-    root, scenario, seed, split, world, frames = args
+    root, scenario, seed, split, world, frames, distractor_kinds = args
     n = 0
-    for k, (bgr, labels) in enumerate(render_world(scenario, seed, split, world, frames)):
+    for k, (bgr, labels) in enumerate(render_world(scenario, seed, split, world, frames, distractor_kinds)):
         name = f'{split}_{world:05d}_{k:02d}'
         cv2.imwrite(str(root / 'images' / split / f'{name}.jpg'), bgr, [int(cv2.IMWRITE_JPEG_QUALITY), JPEG_QUALITY])
         h, w = bgr.shape[:2]
@@ -89,14 +103,17 @@ def _write_world(args) -> int:
 
 def generate_simview(root: str | pathlib.Path, counts: Mapping[str, int], seed: int,
                      scenario_path: str | pathlib.Path | None = None, frames_per_world: int = FRAMES_PER_WORLD,
-                     workers: int = 1) -> dict[str, int]:
+                     workers: int = 1, hard_negative_p: float = 0.0) -> dict[str, int]:
     """Write images/{split}/*.jpg, labels/{split}/*.txt and data.yaml under root; returns labels per split.
+
+    `hard_negative_p`: share of distractors drawn from the hard look-alikes (distractor_pool).
 
     A split of `counts[split]` images takes ceil(count / frames_per_world) worlds (the last one may
     give fewer frames).
     """
     root = pathlib.Path(root)
     scenario = load_scenario(scenario_path or default_scenario_path())
+    distractor_kinds = distractor_pool(hard_negative_p)
     jobs = []
     for split in SPLITS:
         (root / 'images' / split).mkdir(parents=True, exist_ok=True)
@@ -104,7 +121,7 @@ def generate_simview(root: str | pathlib.Path, counts: Mapping[str, int], seed: 
         count = int(counts.get(split, 0))
         for world in range(math.ceil(count / frames_per_world)):
             frames = min(frames_per_world, count - world * frames_per_world)
-            jobs.append((root, scenario, seed, split, world, frames))
+            jobs.append((root, scenario, seed, split, world, frames, distractor_kinds))
     results = map_jobs(_write_world, jobs, workers, chunksize=4)
     per_split = {split: 0 for split in SPLITS}
     for job, n in zip(jobs, results):
@@ -112,5 +129,6 @@ def generate_simview(root: str | pathlib.Path, counts: Mapping[str, int], seed: 
     write_data_yaml(root, CLASS_NAMES, extra={'simview': {
         'seed': seed, 'counts': {s: int(counts.get(s, 0)) for s in SPLITS},
         'scenario': str(scenario.path or scenario.name), 'frames_per_world': frames_per_world,
-        'min_label_px': MIN_LABEL_PX, 'min_visible': MIN_VISIBLE, 'degrade_p': DEGRADE_P}})
+        'min_label_px': MIN_LABEL_PX, 'min_visible': MIN_VISIBLE, 'degrade_p': DEGRADE_P,
+        **({'hard_negative_p': hard_negative_p} if hard_negative_p else {})}})
     return per_split

@@ -40,7 +40,14 @@ import cv2
 import numpy as np
 
 from train_fou.render.scene import BRICK_COLORS, draw_brick, paste_rgba
-from train_fou.render.signs import CLASS_KINDS, CLASS_NAMES, DISTRACTOR_KINDS, KIND_CLASS, render_sign_layers
+from train_fou.render.signs import (
+    CLASS_KINDS,
+    CLASS_NAMES,
+    DISTRACTOR_KINDS,
+    HARD_DISTRACTOR_KINDS,
+    KIND_CLASS,
+    render_sign_layers,
+)
 from training.backgrounds import require_photos, scene_background
 from training.dataset import SPLITS, Box, write_data_yaml, write_labels
 
@@ -69,6 +76,7 @@ class SynthConfig:
     train_camera_p: float = 0.5  # landscape images through the train camera's effects (the rest: camera_effects)
     lookalike_p: float = 0.6     # images with look-alikes (loose digits, discs, rings, blobs, triangles)
     max_lookalikes: int = 6
+    hard_negative_p: float = 0.0  # share of distractors drawn from HARD_DISTRACTOR_KINDS (the rest: all kinds)
 
     def __post_init__(self):
         for name in SHARE_FIELDS:
@@ -78,7 +86,7 @@ class SynthConfig:
 
 
 #: SynthConfig fields a training config may set under `data.synth` (training/config.py checks them)
-SHARE_FIELDS = ('photo_p', 'texture_p', 'train_camera_p', 'lookalike_p', 'small_p')
+SHARE_FIELDS = ('photo_p', 'texture_p', 'train_camera_p', 'lookalike_p', 'small_p', 'hard_negative_p')
 
 
 class Label(NamedTuple):
@@ -494,7 +502,9 @@ def _render(seed: int, split: str, index: int, cfg: SynthConfig, clean: bool = F
         cls = int(rng.integers(len(CLASS_NAMES)))
         options = [k for k in CLASS_KINDS if KIND_CLASS[k] == cls]
         kinds.append(options[int(rng.integers(len(options)))])
-    kinds += [DISTRACTOR_KINDS[int(rng.integers(len(DISTRACTOR_KINDS)))] for _ in range(n_distr)]
+    for _ in range(n_distr):
+        pool = HARD_DISTRACTOR_KINDS if cfg.hard_negative_p and rng.random() < cfg.hard_negative_p else DISTRACTOR_KINDS
+        kinds.append(pool[int(rng.integers(len(pool)))])
     rng.shuffle(kinds)
 
     placed: list[tuple[str, tuple[int, int, int, int], int]] = []  # kind, face box, sprite bottom

@@ -57,8 +57,9 @@ def prepare_synth(synth: Mapping[str, Any], out: pathlib.Path, workers: int = 1)
 def prepare_simview(simview: Mapping[str, int], out: pathlib.Path, workers: int = 1) -> pathlib.Path:
     """Render the simulator-view dataset unless `out` already holds one made with the same parameters."""
     from training.simview import generate_simview  # noqa: PLC0415 (imports the simulator)
+    params = {k: simview[k] for k in config_mod.SIMVIEW_SHARES if k in simview}
     return _prepare_generated(simview, out, 'simview.json', lambda root, counts, seed: generate_simview(
-        root, counts, seed=seed, workers=workers))
+        root, counts, seed=seed, workers=workers, **params), params)
 
 
 def prepare_data(cfg: Mapping[str, Any], workdir: pathlib.Path, workers: int = 1) -> tuple[pathlib.Path, str]:

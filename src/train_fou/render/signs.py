@@ -106,6 +106,12 @@ DISTRACTOR_KINDS = (
     'traffic_light', 'blank_triangle', 'blank_disc', 'ring_blank', 'ring_digits',
 )
 ALL_KINDS = CLASS_KINDS + DISTRACTOR_KINDS
+#: the distractors a detector most often takes for a class: white, red-bordered and blank triangles
+#: (danger) and red rings with digits or nothing inside (the limits); training can draw them more often
+HARD_DISTRACTOR_KINDS = (
+    'warning_children_other', 'warning_lights_other', 'warning_pedestrian_other', 'back_triangle',
+    'blank_triangle', 'give_way', 'ring_digits', 'ring_blank',
+)
 
 # Colours (sRGB), sampled by eye from photos of the real signs.
 WHITE = (244, 240, 234)         # LEGO print white (slightly warm)
