@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from train_fou.cli import main
-from train_fou import nodes
 
 from vision_fixtures import make_model
 
@@ -102,14 +101,14 @@ def test_detect_with_broken_metadata_is_one_line(model, images):
 def test_bench_reports_raw_and_node_times_and_says_why_others_are_null(model, capsys, monkeypatch):
     monkeypatch.delenv('TRAIN_FOU_ULTRALYTICS_PYTHON', raising=False)
     monkeypatch.setattr(sys, 'path', [p for p in sys.path if 'venv-train' not in p])
-    monkeypatch.setattr(nodes, 'NODE_CLASSES', {k: v for k, v in nodes.NODE_CLASSES.items() if k != 'hub_node'})
-    code = main(['bench', '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240', '--json'])
+    code = main(['bench', '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240',
+                 '--skip', 'e2e', '--json'])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result['backend'] == 'onnxruntime-cpu' and result['imgsz'] == [96, 128]
     assert result['raw_session_ms_p50'] > 0 and result['node_ms_p50'] > 0
     assert result['node_frames_lost'] == 0
-    assert result['e2e_ms_p50'] is None and 'hub_node not available yet' in result['reasons']['e2e']
+    assert result['e2e_ms_p50'] is None and result['reasons']['e2e'] == 'skipped'
     import importlib.util
     if importlib.util.find_spec('ultralytics') is None:
         assert result['ultralytics_ms_p50'] is None
@@ -153,9 +152,9 @@ def _stop_only_model(tmp_path):
 
 
 def test_bench_times_the_brake_of_each_confirmed_stop_sign_through_the_whole_pipeline(tmp_path, capsys, monkeypatch):
-    from train_fou.cli import bench_cmd
-    monkeypatch.setattr(bench_cmd, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
-    monkeypatch.setattr(bench_cmd, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
+    from train_fou.bench import e2e
+    monkeypatch.setattr(e2e, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
+    monkeypatch.setattr(e2e, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
     model = _stop_only_model(tmp_path)
     code = main(['bench', '--model', str(model), '--frames', '4', '--warmup', '1', '--size', '320x240',
                  '--e2e-samples', '3', '--skip', 'ultralytics', '--json'])
@@ -169,10 +168,10 @@ def test_bench_times_the_brake_of_each_confirmed_stop_sign_through_the_whole_pip
 
 
 def test_bench_says_why_e2e_is_null_when_no_frame_confirms_a_stop_sign_alone(model, capsys, monkeypatch):
-    from train_fou.cli import bench_cmd
+    from train_fou.bench import e2e
     # the default tiny model sees stop *and* danger in bright frames: no frame is a clean stop scene
-    monkeypatch.setattr(bench_cmd, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
-    monkeypatch.setattr(bench_cmd, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
+    monkeypatch.setattr(e2e, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
+    monkeypatch.setattr(e2e, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
     code = main(['bench', '--model', str(model), '--frames', '3', '--warmup', '1', '--size', '320x240',
                  '--skip', 'ultralytics', '--json'])
     assert code == 0

@@ -1,0 +1,134 @@
+"""The ROS graph of a bench run: the bench's node, the nodes under test, one spinning executor."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import rclpy
+from rclpy.context import Context
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from train_fou import qos
+from train_fou.bench.harness import Collector
+from train_fou.executors import make_executor
+from train_fou.msg import SignDetectionArray, SpeedCommand
+from train_fou.nodes.detector_node import DetectorNode
+from train_fou.nodes.runner import destroy_nodes, run_shutdown_hooks
+
+
+class BenchGraph:
+    """One ROS context for a bench run; a context manager.
+
+    The bench's node publishes camera/image_raw (ready bytes) and listens to
+    signs/detections (raw) and train/speed_command; the nodes under test live in the same
+    context (or, for the detector, in a process of its own); one executor of `executor`
+    kind spins them all in a thread. A callback that raises is recorded in
+    `callback_errors` and the run goes on. Leaving runs every node's shutdown hook while
+    the executor still spins (the hub brakes), then destroys the nodes and the context.
+    """
+
+    def __init__(self, executor: str):
+        self.executor_kind = executor
+        self.namespace = f'/train_fou_bench_{os.getpid()}'
+        self.collector = Collector()
+        self.callback_errors: list[str] = []
+        self.nodes: list = []
+        self.node_process: subprocess.Popen | None = None
+        self._pub = None
+        self._executor = None
+        self._spinner: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._scratch = tempfile.TemporaryDirectory(prefix='train_fou_bench_')
+        self.context = Context()
+        rclpy.init(context=self.context, args=[])
+
+    def __enter__(self) -> BenchGraph:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def start(self, detector_params: dict | None, own_process: bool) -> None:
+        """The detector (None: none), the bench's node, and the spinning thread."""
+        if detector_params is not None and own_process:
+            self.node_process = self._start_node_process(detector_params)
+        elif detector_params is not None:
+            self.nodes.append(DetectorNode(context=self.context, namespace=self.namespace, parameter_overrides=[
+                Parameter(name, value=value) for name, value in detector_params.items()]))
+        bench = Node('bench', namespace=self.namespace, context=self.context)
+        self.nodes.append(bench)
+        self._pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
+        bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
+                                  qos.RELIABLE, raw=True)
+        bench.create_subscription(SpeedCommand, 'train/speed_command', self.collector.on_command, qos.RELIABLE)
+        self._executor = make_executor(self.executor_kind, context=self.context)
+        for node in self.nodes:
+            self._executor.add_node(node)
+        self._spinner = threading.Thread(target=self._spin, name='bench_spin', daemon=True)
+        self._spinner.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._executor.spin_once(timeout_sec=0.1)
+            except Exception as err:  # a pipeline node's callback failed: report it, keep measuring
+                self.callback_errors.append(f'{type(err).__name__}: {err}')
+
+    def wait_for_detector(self) -> None:
+        """Until the detector subscribes to the images (10 s, 60 s for its own process)."""
+        deadline = time.monotonic() + (60 if self.node_process else 10)
+        while self._pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            if self.node_process is not None and self.node_process.poll() is not None:
+                raise RuntimeError(f'detector_node process exited with {self.node_process.returncode}: '
+                                   f'{self.node_process.communicate()[1].strip()[-500:]}')
+            time.sleep(0.01)
+
+    def publish(self, data: bytes) -> None:
+        self._pub.publish(data)
+
+    def adopt(self, nodes) -> None:
+        """Nodes made in this context: torn down with the graph (not spun yet)."""
+        self.nodes.extend(nodes)
+
+    def spin_also(self, nodes) -> None:
+        for node in nodes:
+            self._executor.add_node(node)
+
+    def close(self) -> None:
+        if self.node_process is not None:
+            _stop_process(self.node_process)
+        self._scratch.cleanup()
+        run_shutdown_hooks(self.nodes)  # while the executor still spins: the hub brakes and publishes its state
+        self._stop.set()
+        if self._spinner is not None:
+            self._spinner.join(5)
+        if self._executor is not None:
+            self._executor.shutdown()
+        destroy_nodes(self.nodes, hooks=False)  # no callback may run on a node being destroyed
+        rclpy.shutdown(context=self.context)
+
+    def _start_node_process(self, params: dict) -> subprocess.Popen:
+        """detector_node as `train-fou run` in its own process (its own interpreter and GIL)."""
+        path = pathlib.Path(self._scratch.name) / 'detector_node.yaml'
+        path.write_text(json.dumps({'detector_node': {'ros__parameters': params}}))  # JSON is YAML
+        return subprocess.Popen([sys.executable, '-m', 'train_fou.cli', 'run', '--nodes', 'detector_node',
+                                 '--namespace', self.namespace, '--params', str(path),
+                                 '--executor', self.executor_kind],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
