@@ -16,8 +16,8 @@ from train_fou.nodes.bag_player import BagPlayer
 from train_fou.vision.errors import BagError, BagNotFoundError
 from train_fou.vision.image_bag import ImageBag
 
-from conftest import wait_until
-from vision_fixtures import make_model, write_image_bag
+from helpers.waiting import wait_until
+from helpers.models import make_model, write_image_bag
 
 
 def test_image_bag_reads_mcap_and_sqlite3_with_their_stamps(tmp_path):

@@ -16,7 +16,7 @@ from train_fou.nodes.camera_node import CameraNode
 from train_fou.vision.camera import Backoff, jetson_csi_pipeline, load_calibration, SourceConfig
 from train_fou.vision.errors import CalibrationError
 
-from conftest import wait_until
+from helpers.waiting import wait_until
 
 BEST_EFFORT = QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 

@@ -16,7 +16,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from conftest import wait_until
+from helpers.waiting import wait_until
 from train_fou import qos
 from train_fou.dds import LEGACY_PROFILE_ENV, PROFILE_ENV, USER_CHOICES, use_project_transport
 from train_fou.paths import config_path

@@ -14,11 +14,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from train_fou import qos
 from train_fou.msg import SignDetectionArray
 from train_fou.nodes.detector_node import DetectorNode
-from train_fou.vision.frames import NewestSlot
 from train_fou.vision import ModelNotFoundError
 
-from conftest import wait_until
-from vision_fixtures import make_model
+from helpers.waiting import wait_until
+from helpers.fake_gpu import install_fake_gpu
+from helpers.models import make_model
 
 
 def raw_image(value, stamp_ns, height=240, width=320, frame_id='camera', encoding='bgr8', step=None, data=None):
@@ -126,19 +126,19 @@ BAD_FRAMES = {
 @pytest.mark.parametrize('bad', list(BAD_FRAMES), ids=list(BAD_FRAMES))
 def test_a_malformed_raw_frame_is_skipped_and_the_node_still_answers(harness, bad):
     harness.pub.publish(raw_image(255, 3_000_000_001, **BAD_FRAMES[bad]))
-    assert wait_until(lambda: harness.detector._bad_frames == 1, 10, harness.spin)
+    assert wait_until(lambda: harness.detector.worker.counters.bad_frames == 1, 10, harness.spin)
     harness.pub.publish(raw_image(255, 3_000_000_002))
     assert harness.answer(3_000_000_002).detections
     assert not [m for _, m in harness.detections if stamp_ns(m.header) == 3_000_000_001]
-    assert 'malformed image' in harness.detector._last_problem
+    assert 'malformed image' in harness.detector.worker.counters.last_problem
 
 
 def test_a_truncated_serialized_message_is_skipped_and_the_node_still_answers(harness):
     from rclpy.serialization import serialize_message
     whole = serialize_message(raw_image(255, 3_500_000_001))
     harness.pub.publish(whole[:len(whole) // 2])  # cut in the middle of the pixels
-    assert wait_until(lambda: harness.detector._bad_frames == 1, 10, harness.spin)
-    assert 'truncated message: data needs 230400 bytes' in harness.detector._last_problem
+    assert wait_until(lambda: harness.detector.worker.counters.bad_frames == 1, 10, harness.spin)
+    assert 'truncated message: data needs 230400 bytes' in harness.detector.worker.counters.last_problem
     harness.pub.publish(raw_image(255, 3_500_000_002))
     assert harness.answer(3_500_000_002).detections
 
@@ -155,7 +155,7 @@ def test_an_undecodable_or_truncated_jpeg_is_skipped_counted_and_the_node_still_
         bad = CompressedImage(format='jpeg', data=array.array('B', data))
         bad.header.stamp.sec = 4
         h.pub.publish(bad)
-        assert wait_until(lambda: h.detector._bad_frames == 1, 10, h.spin)
+        assert wait_until(lambda: h.detector.worker.counters.bad_frames == 1, 10, h.spin)
         ok, jpeg = cv2.imencode('.jpg', np.full((240, 320, 3), 255, np.uint8))
         good = CompressedImage(format='jpeg', data=array.array('B', jpeg.tobytes()))
         good.header.stamp.sec = 5
@@ -168,7 +168,7 @@ def test_an_undecodable_or_truncated_jpeg_is_skipped_counted_and_the_node_still_
 
 def test_diagnostics_report_backend_rates_and_bad_frames(harness):
     harness.pub.publish(raw_image(255, 6_000_000_000, step=5))
-    assert wait_until(lambda: harness.detector._bad_frames == 1, 10, harness.spin)
+    assert wait_until(lambda: harness.detector.worker.counters.bad_frames == 1, 10, harness.spin)
     harness.pub.publish(raw_image(255, 6_000_000_001))
     harness.answer(6_000_000_001)
 
@@ -198,15 +198,6 @@ def test_the_node_refuses_to_start_without_its_model(ros_context, tmp_path):
         DetectorNode(context=ros_context, parameter_overrides=[Parameter('model_path', value=str(missing))])
 
 
-def test_newest_slot_counts_replaced_items_and_hands_out_the_newest():
-    slot = NewestSlot()
-    assert slot.put(1) is None and slot.put(2) == 1 and slot.put(3) == 2
-    assert slot.take(0) == 3 and slot.dropped == 2 and slot.received == 3
-    assert slot.take(0.01) is None
-    slot.close()
-    assert slot.take(None) is None
-
-
 def test_with_a_slow_model_frames_are_dropped_and_counted_not_queued(ros_context, tmp_path):
     slow = make_model(tmp_path, name='slow', imgsz=(96, 128), matmuls=24, matmul_size=512)
     h = Harness(ros_context, slow, intra_op_threads=1)
@@ -225,7 +216,7 @@ def test_with_a_slow_model_frames_are_dropped_and_counted_not_queued(ros_context
         assert inference_ms > 1000 * period_s, 'the model must be slower than the frame period'
         last = h.detections[-1][1]
         assert last.frames_dropped > 0
-        assert len(processed) + last.frames_dropped == h.detector._slot.received
+        assert len(processed) + last.frames_dropped == h.detector.worker.counters.received
         # Latency stays bounded by about two inference times, never the queue length.
         lags = [(t - start) * 1e3 - (stamp_ns(m.header) - 10**10) * period_s * 1e3 for t, m in h.detections]
         assert max(lags[-5:]) < 4 * inference_ms + 200
@@ -233,19 +224,31 @@ def test_with_a_slow_model_frames_are_dropped_and_counted_not_queued(ros_context
         h.close()
 
 
-def test_an_engine_that_does_not_deserialize_falls_back_to_onnx_and_the_node_runs(ros_context, model, monkeypatch,
-                                                                                    capfd):
-    from test_vision_backends import install_fake_gpu
+def test_an_engine_that_does_not_deserialize_falls_back_to_onnx_and_the_node_runs(ros_context, model, monkeypatch):
+    from rcl_interfaces.msg import Log
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
     install_fake_gpu(monkeypatch, deserializes=False)
     engine = model.with_suffix('.engine')
     engine.write_bytes(b'built for another GPU')
+    listener = Node('rosout_listener', context=ros_context)  # /rosout keeps its history for late joiners
+    logs = []
+    listener.create_subscription(Log, '/rosout', lambda m: logs.append(m) if m.name == 'detector_node' else None,
+                                 QoSProfile(depth=1000, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     h = Harness(ros_context, engine)
+    h.executor.add_node(listener)
     try:
         h.pub.publish(raw_image(255, 8_000_000_000))
         assert h.answer(8_000_000_000).backend == 'onnxruntime-cpu'
+        [error] = [n for n in h.detector.worker.choice.notes if n.level == 'error']
+        assert error.backend == 'tensorrt' and f'{engine}: TensorRT 10.3.0 cannot deserialize' in error.message
+        assert wait_until(lambda: any('backend onnxruntime-cpu' in m.msg for m in logs), 10, h.spin)
     finally:
         h.close()
-    log = capfd.readouterr().err
-    assert log.count('cannot deserialize this engine') == 1  # one clear error line
-    assert log.count('backend onnxruntime-cpu (fastest available') == 1  # the choice, logged once
-    assert 'tensorrt: could not load its model (error above)' in log
+        listener.destroy_node()
+    errors = [m.msg for m in logs if m.level == Log.ERROR]
+    infos = [m.msg for m in logs if m.level == Log.INFO]
+    assert sum('cannot deserialize this engine' in m for m in errors) == 1  # one clear error line
+    assert sum(m.startswith('backend onnxruntime-cpu (fastest available') for m in infos) == 1  # logged once
+    assert any('tensorrt: could not load its model (error above)' in m for m in infos)

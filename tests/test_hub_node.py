@@ -5,10 +5,12 @@ import threading
 import time
 
 import pytest
-from conftest import LIVENESS_S, timing_trials, wait_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from test_hub_ble import BRAKE, crowded_world
+
+from helpers.fake_ble import crowded_world
+from helpers.hub import BRAKE, power_frame, record_writes
+from helpers.waiting import LIVENESS_S, timing_trials, wait_until
 
 from train_fou import qos
 from train_fou.executors import make_executor, spin_until
@@ -66,8 +68,7 @@ def spin(ros_context):
 
 def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, spin):
     hub_node = HubNode(context=ros_context)
-    orders: list[tuple[float, str]] = []
-    hub_node.virtual_hub.on_order = lambda text: orders.append((time.monotonic(), text))
+    writes = record_writes(hub_node.virtual_hub)  # (time.monotonic(), frame) as the hub receives them
     bench = Controller(ros_context)
     spin(hub_node, bench)
     bench.power = 45
@@ -83,7 +84,7 @@ def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, 
         bench.power = None  # kill the command stream
         last = bench.last_sent
         assert wait_until(lambda: hub_node.virtual_hub.braked[0], LIVENESS_S)  # measured below, from stamps
-        braked_at = next(t for t, text in orders if text == 'motor A brake' and t > last)
+        braked_at = next(t for t, frame in writes if frame == BRAKE and t > last)
         assert wait_until(lambda: bench.latest().applied_power == 0, LIVENESS_S)
         return braked_at - last
 
@@ -130,8 +131,7 @@ def test_ble_backend_picks_the_named_hub_and_brakes_first_after_every_reconnect(
 
     def driven_by_client(count, power):
         """The `count`-th client exists and has itself written `power` (not a stale motor state)."""
-        frame = bytes([0x08, 0x00, 0x81, 0x00, 0x11, 0x51, 0x00, power])
-        return len(world.clients) == count and frame in world.clients[-1].writes
+        return len(world.clients) == count and power_frame(power) in world.clients[-1].writes
 
     world.clients[-1].drop()                                   # link lost mid-run
     assert wait_until(lambda: driven_by_client(2, 40), LIVENESS_S)

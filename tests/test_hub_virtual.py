@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import LIVENESS_S, StepClock, timing_trials, wait_until
+from helpers.waiting import LIVENESS_S, StepClock, timing_trials, wait_until
 
 from train_fou.hub import HubSession, NoMotorError, SimTransport, VirtualHub
 from train_fou.lwp3.bytecodes import IOType

@@ -8,7 +8,7 @@ from builtin_interfaces.msg import Time
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import Header
 
-from conftest import wait_until
+from helpers.waiting import wait_until
 from train_fou.msg import HubState, SignDetection, SignDetectionArray, SpeedCommand
 from train_fou.qos import RELIABLE
 

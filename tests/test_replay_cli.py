@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from vision_fixtures import make_model, write_image_bag  # noqa: E402
+from helpers.models import make_model, write_image_bag  # noqa: E402
 
 TRAIN_FOU = pathlib.Path(sys.executable).parent / 'train-fou'
 

@@ -12,7 +12,7 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_msgs.msg import String
 
-from conftest import wait_until
+from helpers.waiting import wait_until
 from train_fou.executors import EXECUTOR_ENV, EXECUTORS, ExecutorChoiceError, executor_kind, make_executor
 from train_fou.qos import RELIABLE
 

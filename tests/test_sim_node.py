@@ -11,7 +11,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from conftest import wait_until
+from helpers.waiting import wait_until
 from train_fou import qos
 from train_fou.msg import SignDetectionArray, SpeedCommand
 from train_fou.nodes.runner import build_parameters

@@ -7,7 +7,7 @@ import time
 
 import pytest
 from builtin_interfaces.msg import Time
-from conftest import LIVENESS_S, timing_trials, wait_until
+from helpers.waiting import LIVENESS_S, timing_trials, wait_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock

@@ -15,7 +15,7 @@ import threading
 import time
 
 import pytest
-from conftest import LIVENESS_S, wait_until
+from helpers.waiting import LIVENESS_S, wait_until
 from rclpy.node import Node
 
 from train_fou import qos

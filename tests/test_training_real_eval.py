@@ -22,7 +22,7 @@ from training.evaluate import EvaluationError, Pred  # noqa: E402
 from training.real_eval import (  # noqa: E402
     DEFAULT_CLASS_MAP, Photo, controller_min_scores, read_export, read_photo, resolve_class_map, score_photos,
 )
-from vision_fixtures import make_model  # noqa: E402
+from helpers.models import make_model  # noqa: E402
 
 NAMES = ['speed_limit_30', 'speed_limit_50', 'stop', 'danger']
 RED_RGB, GREY_RGB = (255, 0, 0), (90, 90, 90)
@@ -286,11 +286,11 @@ def test_the_default_controller_thresholds_are_those_of_config_policy_yaml():
     assert controller_min_scores()['danger'] == policy.signs['danger'].min_score
 
 
-# --- the command, end to end, on the tiny stand-in model of vision_fixtures
+# --- the command, end to end, on the tiny stand-in model of helpers.models
 
 def _e2e_data(tmp_path):
     """Two photos the size of the model's input: a white one (the model sees a stop at the left and a
-    danger sign at the right, see vision_fixtures.default_anchors) and a black one (nothing)."""
+    danger sign at the right, see helpers.models.default_anchors) and a black one (nothing)."""
     (tmp_path / 'models').mkdir()
     model = make_model(tmp_path / 'models', imgsz=(96, 128))
     photos = tmp_path / 'photos'

@@ -122,6 +122,29 @@ def test_parse_compressed_reads_big_endian_cdr_golden_bytes():
     assert fields[:4] == (7, 5, 'c', 'jpeg') and fields.data.tobytes() == b'\xff\xd8'
 
 
+def test_header_stamp_is_read_and_patched_in_the_messages_own_byte_order():
+    from train_fou.vision.cdr import header_stamp, parse_compressed, write_header_stamp
+
+    big = bytearray(b'\x00\x00\x00\x00'          # encapsulation: CDR big endian
+                    b'\x00\x00\x00\x07'          # header.stamp.sec = 7
+                    b'\x00\x00\x00\x05'          # header.stamp.nanosec = 5
+                    b'\x00\x00\x00\x02c\x00\x00\x00'  # header.frame_id = "c", aligned to 4
+                    b'\x00\x00\x00\x05jpeg\x00\x00\x00\x00'  # format = "jpeg", aligned to 4
+                    b'\x00\x00\x00\x00')         # data: empty
+    little = bytearray(b'\x00\x01\x00\x00'       # encapsulation: CDR little endian
+                       b'\xff\xff\xff\xff'       # header.stamp.sec = -1
+                       b'\x00\xca\x9a\x3b')      # header.stamp.nanosec = 1_000_000_000
+    assert header_stamp(big) == (7, 5) and header_stamp(little) == (-1, 1_000_000_000)
+    write_header_stamp(big, 123, 456)
+    write_header_stamp(little, 2, 3)
+    assert header_stamp(big) == (123, 456) and parse_compressed(big)[:4] == (123, 456, 'c', 'jpeg')
+    assert bytes(little) == b'\x00\x01\x00\x00\x02\x00\x00\x00\x03\x00\x00\x00'
+    with pytest.raises(ImageDecodeError, match='truncated message: header.stamp.nanosec'):
+        header_stamp(b'\x00\x01\x00\x00\x01\x00\x00\x00')
+    with pytest.raises(ImageDecodeError, match='not a CDR message with a header'):
+        write_header_stamp(bytearray(b'\x07\x07\x00\x00' + bytes(8)), 1, 2)
+
+
 @pytest.mark.parametrize('data, message', [
     (b'', 'not a CDR message'),
     (b'\x07\x07\x00\x00', 'not a CDR message'),

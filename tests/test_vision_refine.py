@@ -13,7 +13,7 @@ from train_fou.vision import ModelMetadataError, ModelNotFoundError, load_metada
 from train_fou.vision.detector import open_detector
 from train_fou.vision.postprocess import Detection
 from train_fou.vision.refine import Refiner, RefinerSpec, crop_square, crops_to_tensor, merge_group_scores
-from vision_fixtures import make_model
+from helpers.models import make_model
 
 NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger')
 GOOD = {'format': 'yolov8', 'names': list(NAMES), 'imgsz': [416, 416],

@@ -3,24 +3,17 @@
 The executor is rclpy's C++ EventsExecutor by default. Every callback of these
 nodes is short (inference, BLE, the camera and the bag reader have their own
 threads), so one executor thread serves them all, and the Python executors' own
-work per callback was the largest cost on the control path. `train-fou bench
---executor K` on this project's 2-core CPU, 512 px model, bare inference
-18.4-19.3 ms, paired node overhead (image message in -> detections out) and
-whole-pipeline p99 (image stamp -> brake written to the sim hub):
-events +2.2 ms and 27.5-37 ms, single-threaded +3.1 ms and 55 ms,
-multi-threaded (what `train-fou run`, replay and the node executables used
-before) +65 ms and 554-1078 ms.
+work per callback was the largest cost on the control path (docs/performance.md).
 
-rclpy 9.1's EventsExecutor must never wait without a timeout: spin(),
-spin_once() without a timeout, rclpy.spin(node, executor) and
-spin_until_future_complete() without a timeout run no callback at all (a 50 Hz
-timer: 0 ticks in 2 s), and the first publish to a subscription in the same
-process then hangs at 100 % CPU inside `publish`, holding the GIL. With any
-finite timeout it works (100 ticks; a same-process message in 0.2 ms). So
-make_executor returns `FiniteWaitEventsExecutor`, which turns every infinite
-wait into a loop of finite ones; the project's own loops use `spin_until`.
-tests/test_runner.py holds the contract for every kind and every way to spin
-(the camera, bag player, detector and hub publish from their own threads).
+Every wait is finite: rclpy 9.1's EventsExecutor runs no callback at all when
+it waits without a timeout (spin(), spin_once() without a timeout,
+rclpy.spin(node, executor), spin_until_future_complete() without a timeout),
+and the first publish to a subscription in the same process then hangs inside
+`publish`, holding the GIL. So make_executor returns `FiniteWaitEventsExecutor`,
+which turns every infinite wait into a loop of finite ones; the project's own
+loops use `spin_until`. tests/test_runner.py holds the contract for every kind
+and every way to spin (the camera, bag player, detector and hub publish from
+their own threads).
 
 The kind is light to import (no rclpy until an executor is made), so the CLI's
 argument parsers can list the choices.

@@ -14,22 +14,18 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 
 from train_fou import qos
 from train_fou.msg import SignDetectionArray
-from train_fou.nodes.image_msgs import diagnostics
 from train_fou.nodes.parameters import CheckedParameters
+from train_fou.nodes.ros_helpers import described, destroyed_on_failure, diagnostics, float_range
 from train_fou.vision.errors import BagError
 from train_fou.vision.image_bag import KINDS, ImageBag
 
 OUTPUTS = {'raw': ('camera/image_raw', Image), 'compressed': ('camera/image_raw/compressed', CompressedImage)}
-
-
-def _range(lo, hi):
-    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
 
 
 class BagPlayer(CheckedParameters, Node):
@@ -40,31 +36,24 @@ class BagPlayer(CheckedParameters, Node):
         self._thread = None
         self._bag: ImageBag | None = None
         super().__init__('bag_player', **kwargs)
-        try:
+        with destroyed_on_failure(self):
             self._setup()
-        except BaseException:
-            self.destroy_node()
-            raise
 
     def _setup(self) -> None:
         ro = dict(read_only=True)
-        self.declare_parameter('bag_path', '', ParameterDescriptor(
-            description='rosbag2 directory, .mcap or .db3 file', **ro))
-        self.declare_parameter('topic', '', ParameterDescriptor(
-            description='image topic in the bag; empty: the first image topic (raw preferred)', **ro))
+        self.declare_parameter('bag_path', '', described('rosbag2 directory, .mcap or .db3 file', **ro))
+        self.declare_parameter('topic', '', described(
+            'image topic in the bag; empty: the first image topic (raw preferred)', **ro))
         self.declare_choice('message_type', 'auto', KINDS,
                             'auto, raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage)')
-        self.declare_parameter('rate', 1.0, ParameterDescriptor(
-            description='playback speed factor; 0: as fast as the detector answers',
-            floating_point_range=_range(0, 100)))
-        self.declare_parameter('loop', False, ParameterDescriptor(description='start over at the end'))
-        self.declare_parameter('start_offset_s', 0.0, ParameterDescriptor(
-            description='skip this much of the recording', floating_point_range=_range(0, 1e6), **ro))
-        self.declare_parameter('lockstep_timeout_s', 1.0, ParameterDescriptor(
-            description='with rate 0: longest wait for the answer to a frame', floating_point_range=_range(0.01, 60)))
-        self.declare_parameter('wait_for_subscriber_s', 5.0, ParameterDescriptor(
-            description='before the first frame, wait this long for a subscriber (0: do not wait)',
-            floating_point_range=_range(0, 3600), **ro))
+        self.declare_parameter('rate', 1.0, float_range(
+            'playback speed factor; 0: as fast as the detector answers', 0, 100))
+        self.declare_parameter('loop', False, described('start over at the end'))
+        self.declare_parameter('start_offset_s', 0.0, float_range('skip this much of the recording', 0, 1e6, **ro))
+        self.declare_parameter('lockstep_timeout_s', 1.0, float_range(
+            'with rate 0: longest wait for the answer to a frame', 0.01, 60))
+        self.declare_parameter('wait_for_subscriber_s', 5.0, float_range(
+            'before the first frame, wait this long for a subscriber (0: do not wait)', 0, 3600, **ro))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._answered_stamp: tuple[int, int] | None = None
         self.published = 0

@@ -11,25 +11,18 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from train_fou import qos
-from train_fou.nodes.image_msgs import compressed_msg, diagnostics, image_msg
+from train_fou.nodes.image_msgs import compressed_msg, image_msg
 from train_fou.nodes.parameters import CheckedParameters
+from train_fou.nodes.ros_helpers import described, destroyed_on_failure, diagnostics, float_range, int_range
 from train_fou.vision.camera import (SOURCES, Backoff, CameraError, SourceConfig, load_calibration, open_source,
                                      source_fps)
 from train_fou.vision.images import encode_jpeg
-
-
-def _frange(lo, hi):
-    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-
-
-def _irange(lo, hi):
-    return [IntegerRange(from_value=lo, to_value=hi, step=1)]
 
 
 def camera_info_msg(cal, header: Header) -> CameraInfo:
@@ -43,39 +36,30 @@ class CameraNode(CheckedParameters, Node):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         super().__init__('camera_node', **kwargs)
-        try:
+        with destroyed_on_failure(self):
             self._setup()
-        except BaseException:
-            self.destroy_node()
-            raise
 
     def _setup(self) -> None:
         ro = dict(read_only=True)
         declare = self.declare_parameter
         self.declare_choice('source', 'v4l2', SOURCES, 'camera source')
-        declare('device', '/dev/video0', ParameterDescriptor(description='V4L2 device path or index', **ro))
-        declare('pipeline', '', ParameterDescriptor(
-            description='GStreamer pipeline ending in appsink; empty: the Jetson CSI camera (nvarguscamerasrc)', **ro))
-        declare('sensor_id', 0, ParameterDescriptor(description='CSI sensor of the default pipeline',
-                                                    integer_range=_irange(0, 7), **ro))
-        declare('file_path', '', ParameterDescriptor(description='video file for source=file', **ro))
-        declare('width', 640, ParameterDescriptor(description='pixels', integer_range=_irange(16, 8192), **ro))
-        declare('height', 480, ParameterDescriptor(description='pixels', integer_range=_irange(16, 8192), **ro))
-        declare('fps', 30.0, ParameterDescriptor(description='frames per second (files: when they do not say)',
-                                                 floating_point_range=_frange(0.1, 240), **ro))
-        declare('pixel_format', 'MJPG', ParameterDescriptor(
-            description='V4L2 FOURCC (MJPG, YUYV); empty: default', **ro))
-        declare('loop', True, ParameterDescriptor(description='source=file: start over at the end'))
-        declare('frame_id', 'camera', ParameterDescriptor(description='header.frame_id of every message'))
-        declare('publish_compressed', False, ParameterDescriptor(
-            description='also publish camera/image_raw/compressed (JPEG)', **ro))
-        declare('jpeg_quality', 80, ParameterDescriptor(description='JPEG quality', integer_range=_irange(1, 100)))
-        declare('calibration_file', '', ParameterDescriptor(
-            description='camera_calibration YAML; publishes camera/camera_info when given', **ro))
-        declare('retry_initial_s', 0.5, ParameterDescriptor(description='first retry delay',
-                                                            floating_point_range=_frange(0.01, 60), **ro))
-        declare('retry_max_s', 10.0, ParameterDescriptor(description='longest retry delay',
-                                                         floating_point_range=_frange(0.01, 600), **ro))
+        declare('device', '/dev/video0', described('V4L2 device path or index', **ro))
+        declare('pipeline', '', described(
+            'GStreamer pipeline ending in appsink; empty: the Jetson CSI camera (nvarguscamerasrc)', **ro))
+        declare('sensor_id', 0, int_range('CSI sensor of the default pipeline', 0, 7, **ro))
+        declare('file_path', '', described('video file for source=file', **ro))
+        declare('width', 640, int_range('pixels', 16, 8192, **ro))
+        declare('height', 480, int_range('pixels', 16, 8192, **ro))
+        declare('fps', 30.0, float_range('frames per second (files: when they do not say)', 0.1, 240, **ro))
+        declare('pixel_format', 'MJPG', described('V4L2 FOURCC (MJPG, YUYV); empty: default', **ro))
+        declare('loop', True, described('source=file: start over at the end'))
+        declare('frame_id', 'camera', described('header.frame_id of every message'))
+        declare('publish_compressed', False, described('also publish camera/image_raw/compressed (JPEG)', **ro))
+        declare('jpeg_quality', 80, int_range('JPEG quality', 1, 100))
+        declare('calibration_file', '', described(
+            'camera_calibration YAML; publishes camera/camera_info when given', **ro))
+        declare('retry_initial_s', 0.5, float_range('first retry delay', 0.01, 60, **ro))
+        declare('retry_max_s', 10.0, float_range('longest retry delay', 0.01, 600, **ro))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         value = self.get_parameter
         kind = value('source').value

@@ -1,4 +1,4 @@
-"""hub_node: train/speed_command in, LEGO hub motor out, hub/state published (SPEC §6).
+"""hub_node: train/speed_command in, LEGO hub motor out, hub/state published.
 
 A thin adapter over train_fou.hub.HubSession, whose asyncio loop runs in a
 thread owned by this node. Backends: `sim` (an in-process virtual City hub,
@@ -21,8 +21,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, ParameterType, SetParametersResult
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 
 from train_fou import qos
@@ -30,20 +30,11 @@ from train_fou.hub import HubSession, HubStatus, SimTransport, VirtualHub, healt
 from train_fou.lwp3.bytecodes import port_from_name, port_name
 from train_fou.msg import HubState, SpeedCommand
 from train_fou.nodes.parameters import CheckedParameters
+from train_fou.nodes.ros_helpers import described, destroyed_on_failure, diagnostics, float_range, stamp_ns
 
 BACKENDS = ('sim', 'ble')
-DIAGNOSTIC_LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR}
 #: How often the publishers of train/speed_command are counted without a command (one master).
 MASTER_CHECK_HZ = 20.0
-
-
-def _text(description: str, read_only: bool = True) -> ParameterDescriptor:
-    return ParameterDescriptor(type=ParameterType.PARAMETER_STRING, description=description, read_only=read_only)
-
-
-def _number(description: str, low: float, high: float, read_only: bool = False) -> ParameterDescriptor:
-    return ParameterDescriptor(type=ParameterType.PARAMETER_DOUBLE, description=description, read_only=read_only,
-                               floating_point_range=[FloatingPointRange(from_value=low, to_value=high)])
 
 
 def _publisher_name(info) -> str:
@@ -63,31 +54,27 @@ class HubNode(CheckedParameters, Node):
         self._lock = threading.Lock()
         self.brake_acknowledged = False  #: on_shutdown's result (the CLI reports it)
         super().__init__('hub_node', **kwargs)
-        try:
+        with destroyed_on_failure(self):
             self._setup(ble_classes)
-        except BaseException:
-            self.destroy_node()
-            raise
 
     def _setup(self, ble_classes) -> None:
+        declare = lambda name, value, descriptor: self.declare_parameter(name, value, descriptor).value  # noqa: E731
+        ro = dict(read_only=True)
         backend = self.declare_choice('backend', 'sim', BACKENDS, 'sim (virtual hub) or ble (LEGO hub)')
-        name = self.declare_parameter('hub_name', '', _text('advertised name of the hub to connect to')).value
-        address = self.declare_parameter('hub_address', '', _text('BLE address of the hub (or its name)')).value
-        port_text = self.declare_parameter('port', 'A', _text('motor port: A, B, C or D')).value
-        deadman = self.declare_parameter(
-            'deadman_timeout_s', 0.5, _number('brake when no speed command came for this long', 0.1, 10.0)).value
-        rate = self.declare_parameter('state_rate_hz', 10.0, _number('hub/state period rate', 5.0, 50.0, True)).value
-        scan_s = self.declare_parameter('scan_timeout_s', 10.0, _number('BLE scan time', 1.0, 120.0, True)).value
-        ack_s = self.declare_parameter(
-            'ack_timeout_s', 1.0, _number('wait this long for the brake acknowledgement', 0.1, 10.0, True)).value
-        backoff_s = self.declare_parameter(
-            'reconnect_backoff_max_s', 8.0, _number('longest wait between reconnects', 0.5, 120.0, True)).value
-        log_orders = self.declare_parameter('sim_log_orders', True, ParameterDescriptor(
-            type=ParameterType.PARAMETER_BOOL, read_only=True,
-            description='sim backend: log every order the virtual hub receives, in words')).value
-        trace = self.declare_parameter('trace', False, ParameterDescriptor(
-            type=ParameterType.PARAMETER_BOOL, read_only=True,
-            description='log every LWP3 message as hex: "> " sent, "< " received')).value
+        name = declare('hub_name', '', described('advertised name of the hub to connect to', **ro))
+        address = declare('hub_address', '', described('BLE address of the hub (or its name)', **ro))
+        port_text = declare('port', 'A', described('motor port: A, B, C or D', **ro))
+        deadman = declare('deadman_timeout_s', 0.5, float_range(
+            'brake when no speed command came for this long', 0.1, 10.0))
+        rate = declare('state_rate_hz', 10.0, float_range('hub/state period rate', 5.0, 50.0, **ro))
+        scan_s = declare('scan_timeout_s', 10.0, float_range('BLE scan time', 1.0, 120.0, **ro))
+        ack_s = declare('ack_timeout_s', 1.0, float_range(
+            'wait this long for the brake acknowledgement', 0.1, 10.0, **ro))
+        backoff_s = declare('reconnect_backoff_max_s', 8.0, float_range(
+            'longest wait between reconnects', 0.5, 120.0, **ro))
+        log_orders = declare('sim_log_orders', True, described(
+            'sim backend: log every order the virtual hub receives, in words', **ro))
+        trace = declare('trace', False, described('log every LWP3 message as hex: "> " sent, "< " received', **ro))
         try:
             port = port_from_name(port_text)
         except ValueError:
@@ -148,8 +135,7 @@ class HubNode(CheckedParameters, Node):
 
     def _on_command(self, msg: SpeedCommand) -> None:
         if self._check_masters():
-            stamp_ns = int(msg.source_stamp.sec) * 1_000_000_000 + int(msg.source_stamp.nanosec)
-            self.session.command(int(msg.power), bool(msg.brake), stamp_ns)
+            self.session.command(int(msg.power), bool(msg.brake), stamp_ns(msg.source_stamp))
 
     def _check_masters(self) -> bool:
         """Count the publishers of train/speed_command; brake while there is more than one. True: obey."""
@@ -200,11 +186,8 @@ class HubNode(CheckedParameters, Node):
                   'name': status.name, 'address': status.address, 'battery_pct': status.battery_pct,
                   'rssi': status.rssi, 'applied_power': status.applied_power, 'braked': status.braked,
                   'command_latency_ms': f'{status.latency_ms:.1f}', 'last_error': status.last_error}
-        array = DiagnosticArray(status=[DiagnosticStatus(
-            level=DIAGNOSTIC_LEVELS[level], name=f'{self.get_name()}: LEGO hub', hardware_id=status.address or 'hub',
-            message=message, values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        self._diag_pub.publish(diagnostics(self.get_clock().now().to_msg(), f'{self.get_name()}: LEGO hub', level,
+                                           message, values, hardware_id=status.address or 'hub'))
 
     def on_shutdown(self) -> bool:
         """Brake, wait for the hub's acknowledgement, disconnect. True when the hub acknowledged."""

@@ -1,16 +1,11 @@
-"""BGR arrays -> sensor_msgs image messages, and diagnostic statuses (camera, bag player, detector)."""
+"""BGR arrays -> sensor_msgs image messages (camera, track_sim, detector's annotated image)."""
 from __future__ import annotations
 
 import array
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
-
-
-LEVELS = {'ok': DiagnosticStatus.OK, 'warn': DiagnosticStatus.WARN, 'error': DiagnosticStatus.ERROR,
-          'stale': DiagnosticStatus.STALE}
 
 
 def image_msg(image_bgr: np.ndarray, header: Header) -> Image:
@@ -29,14 +24,3 @@ def compressed_msg(jpeg: bytes, header: Header) -> CompressedImage:
     data.frombytes(jpeg)
     msg.data = data
     return msg
-
-
-def _text(value) -> str:
-    return 'n/a' if value is None else (f'{value:.2f}' if isinstance(value, float) else str(value))
-
-
-def diagnostics(stamp, name: str, level: str, message: str, values: dict) -> DiagnosticArray:
-    """A DiagnosticArray with one status; values are stringified (None -> 'n/a')."""
-    status = DiagnosticStatus(level=LEVELS[level], name=name, message=message, hardware_id='train_fou')
-    status.values = [KeyValue(key=str(k), value=_text(v)) for k, v in values.items()]
-    return DiagnosticArray(header=Header(stamp=stamp), status=[status])

@@ -17,6 +17,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from train_fou import qos
 from train_fou.msg import HubState, SignDetectionArray, SpeedCommand
+from train_fou.nodes.ros_helpers import stamp_ns
 
 
 def bgr_of(msg) -> np.ndarray:
@@ -25,10 +26,6 @@ def bgr_of(msg) -> np.ndarray:
     if isinstance(msg, CompressedImage):
         return decode_jpeg(msg.data)
     return image_from_raw(msg.encoding, msg.height, msg.width, msg.step, msg.data)
-
-
-def stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""speed_controller: signs/detections in, train/speed_command out (SPEC §5), over the pure policy.
+"""speed_controller: signs/detections in, train/speed_command out, over the pure policy.
 
 The policy lives in train_fou.policy (no rclpy); this node only converts
 messages, keeps time, publishes on every decision and at `publish_rate_hz`,
@@ -10,15 +10,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
-                                SetParametersResult)
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
 from train_fou import qos
 from train_fou.msg import SignDetectionArray, SpeedCommand
 from train_fou.nodes.parameters import CheckedParameters
+from train_fou.nodes.ros_helpers import (described, destroyed_on_failure, diagnostics, float_range, int_range,
+                                         stamp_from_ns, stamp_ns)
 from train_fou.policy import (Action, Detection, EmergencyStop, Frame, Mode, PolicyConfig, PolicyConfigError,
                               Resume, State, load_policy, step)
 
@@ -43,16 +44,8 @@ _SIGN_RANGES: dict[str, tuple[type, float, float, str]] = {
 }
 
 
-def _descriptor(kind: type, low: float, high: float, text: str, read_only: bool = False) -> ParameterDescriptor:
-    if kind is int:
-        return ParameterDescriptor(type=ParameterType.PARAMETER_INTEGER, description=text, read_only=read_only,
-                                   integer_range=[IntegerRange(from_value=int(low), to_value=int(high), step=1)])
-    return ParameterDescriptor(type=ParameterType.PARAMETER_DOUBLE, description=text, read_only=read_only,
-                               floating_point_range=[FloatingPointRange(from_value=float(low), to_value=float(high))])
-
-
-def _stamp_ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+def _ranged(kind: type, low: float, high: float, text: str):
+    return (int_range if kind is int else float_range)(text, low, high)
 
 
 class SpeedControllerNode(CheckedParameters, Node):
@@ -60,9 +53,10 @@ class SpeedControllerNode(CheckedParameters, Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('speed_controller', **kwargs)
-        self._config = self._declare_policy_parameters()
-        self._rate_hz = self.declare_parameter(
-            'publish_rate_hz', 20.0, _descriptor(float, 10.0, 100.0, 'speed command republish rate', True)).value
+        with destroyed_on_failure(self):
+            self._config = self._declare_policy_parameters()
+            self._rate_hz = self.declare_parameter('publish_rate_hz', 20.0, float_range(
+                'speed command republish rate', 10.0, 100.0, read_only=True)).value
         self._state = State()
         self._last_publish_s = float('-inf')
 
@@ -79,26 +73,23 @@ class SpeedControllerNode(CheckedParameters, Node):
         self.get_logger().info(f'state {self._state.mode.name}: {self._state.reason}')
 
     # -- parameters -----------------------------------------------------------------------------
-
     def _declare_policy_parameters(self) -> PolicyConfig:
-        path = self.declare_parameter('policy_file', '', ParameterDescriptor(
-            type=ParameterType.PARAMETER_STRING, read_only=True,
-            description='policy YAML (classes, actions, gates); empty: config/policy.yaml of the package')).value
+        path = self.declare_parameter('policy_file', '', described(
+            'policy YAML (classes, actions, gates); empty: config/policy.yaml of the package', read_only=True)).value
         if not path:
             from train_fou.paths import config_path
             path = str(config_path('policy.yaml'))
         base = load_policy(path)  # PolicyConfigError: the node refuses to start with one clear line
         values = {}
         for name, (kind, low, high, text) in _TOP_LEVEL_RANGES.items():
-            values[name] = self.declare_parameter(name, kind(getattr(base, name)),
-                                                  _descriptor(kind, low, high, text)).value
+            values[name] = self.declare_parameter(name, kind(getattr(base, name)), _ranged(kind, low, high, text)).value
         config = PolicyConfig(**values, signs=base.signs)
         for label, rule in base.signs.items():
             for field, (kind, low, high, text) in _SIGN_RANGES.items():
                 if field == 'limit_pct' and rule.action != Action.LIMIT:
                     continue
                 value = self.declare_parameter(f'signs.{label}.{field}', kind(getattr(rule, field)),
-                                               _descriptor(kind, low, high, f'{label}: {text}')).value
+                                               _ranged(kind, low, high, f'{label}: {text}')).value
                 config = config.replace_sign(label, **{field: value}) if getattr(rule, field) != value else config
         return config.validate()
 
@@ -129,15 +120,14 @@ class SpeedControllerNode(CheckedParameters, Node):
         return self._state
 
     # -- policy ---------------------------------------------------------------------------------
-
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _advance(self, observation) -> bool:
         """Step the policy; a change of mode or limit is published at once. True when it published.
 
-        The command goes out before the change is logged: an rclpy log line costs
-        about 0.4 ms, and the brake must not wait for it.
+        The command goes out before the change is logged: an rclpy log line costs more than
+        the publish (docs/performance.md), and the brake must not wait for it.
         """
         before = self._state
         self._state = step(before, observation, self._now_s(), self._config)
@@ -175,7 +165,7 @@ class SpeedControllerNode(CheckedParameters, Node):
             self.get_logger().warning('signs/detections without image_height: assuming 480 px',
                                    throttle_duration_sec=10.0)
             height = FALLBACK_IMAGE_HEIGHT
-        frame = Frame(_stamp_ns(msg.header.stamp), height,
+        frame = Frame(stamp_ns(msg.header.stamp), height,
                       tuple(Detection(d.label, float(d.score), float(d.height)) for d in msg.detections))
         if not self._advance(frame):
             self._publish()  # every decision goes out at once: latency is image -> hub
@@ -206,12 +196,11 @@ class SpeedControllerNode(CheckedParameters, Node):
         return response
 
     # -- output ---------------------------------------------------------------------------------
-
     def _publish(self) -> None:
         state = self._state
         msg = SpeedCommand()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.source_stamp.sec, msg.source_stamp.nanosec = divmod(state.source_stamp_ns, 1_000_000_000)
+        msg.source_stamp = stamp_from_ns(state.source_stamp_ns)
         msg.power = state.power
         msg.brake = state.brake
         msg.state = int(state.mode)
@@ -221,16 +210,9 @@ class SpeedControllerNode(CheckedParameters, Node):
 
     def _publish_diagnostics(self) -> None:
         state = self._state
-        level = {Mode.FAILSAFE: DiagnosticStatus.WARN, Mode.DANGER_LATCHED: DiagnosticStatus.WARN}.get(
-            state.mode, DiagnosticStatus.OK)
+        level = 'warn' if state.mode in (Mode.FAILSAFE, Mode.DANGER_LATCHED) else 'ok'
         age = 'never' if state.last_frame_time is None else f'{self._now_s() - state.last_frame_time:.2f}'
-        status = DiagnosticStatus(
-            level=level, name=f'{self.get_name()}: speed policy', hardware_id='train_fou',
-            message=f'{state.mode.name}: {state.reason}',
-            values=[KeyValue(key='state', value=state.mode.name), KeyValue(key='power_pct', value=str(state.power)),
-                    KeyValue(key='brake', value=str(state.brake)),
-                    KeyValue(key='limit_pct', value=str(state.limit_pct)),
-                    KeyValue(key='detections_age_s', value=age)])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        values = {'state': state.mode.name, 'power_pct': str(state.power), 'brake': str(state.brake),
+                  'limit_pct': str(state.limit_pct), 'detections_age_s': age}
+        self._diag_pub.publish(diagnostics(self.get_clock().now().to_msg(), f'{self.get_name()}: speed policy',
+                                           level, f'{state.mode.name}: {state.reason}', values))

@@ -1,11 +1,12 @@
 """Zero-copy views into serialized (CDR) sensor_msgs/Image and CompressedImage messages.
 
-The detector subscribes to serialized messages: deserializing a 640x480 image
-into a Python message costs about half a millisecond (a copy and an array
-object); reading its few header fields here and viewing the pixels in place
-costs microseconds. Layout (XCDR1, as every ROS 2 RMW writes it): a 4-byte
-encapsulation header, then the fields, each aligned to its size relative to
-the end of that header.
+The detector subscribes to serialized messages: deserializing an image into a
+Python message copies its pixels into an array object (docs/performance.md);
+reading the few header fields here and viewing the pixels in place does not.
+Layout (XCDR1, as every ROS 2 RMW writes it): a 4-byte encapsulation header,
+then the fields, each aligned to its size relative to the end of that header.
+Every message with a std_msgs/Header first (Image, CompressedImage) starts with
+its stamp: `header_stamp` reads it, `write_header_stamp` patches it in place.
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from train_fou.vision.errors import ImageDecodeError
 
 #: Representation identifiers: CDR big endian, CDR little endian.
 _ENDIAN = {b'\x00\x00': '>', b'\x00\x01': '<'}
+#: header.stamp (int32 sec, uint32 nanosec), the first field: right after the encapsulation header.
+_STAMP_OFFSET = 4
+_STAMP = {'>': struct.Struct('>iI'), '<': struct.Struct('<iI')}
 
 
 class CdrReader:
@@ -92,6 +96,20 @@ class CompressedFields(NamedTuple):
     frame_id: str
     format: str
     data: np.ndarray
+
+
+def header_stamp(data) -> tuple[int, int]:
+    """(sec, nanosec) of the header that starts a serialized message; ImageDecodeError when there is none."""
+    reader = CdrReader(data)
+    return reader.int32('header.stamp.sec'), reader.uint32('header.stamp.nanosec')
+
+
+def write_header_stamp(buffer: bytearray, sec: int, nanosec: int) -> None:
+    """Patch the header stamp of a serialized message in place (in its own byte order)."""
+    endian = _ENDIAN.get(bytes(buffer[:2]))
+    if endian is None or len(buffer) < _STAMP_OFFSET + _STAMP[endian].size:
+        raise ImageDecodeError(f'not a CDR message with a header ({len(buffer)} bytes)')
+    _STAMP[endian].pack_into(buffer, _STAMP_OFFSET, sec, nanosec)
 
 
 def _header(reader: CdrReader) -> tuple[int, int, str]:

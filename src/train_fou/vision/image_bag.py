@@ -8,11 +8,11 @@ topics it does have.
 from __future__ import annotations
 
 import pathlib
-import struct
 from typing import NamedTuple
 from collections.abc import Iterator
 
-from train_fou.vision.errors import BagError, BagNotFoundError
+from train_fou.vision.cdr import header_stamp
+from train_fou.vision.errors import BagError, BagNotFoundError, ImageDecodeError
 
 #: Message type -> image kind ('raw' publishes on camera/image_raw, 'compressed' on .../compressed).
 IMAGE_TYPES = {'sensor_msgs/msg/Image': 'raw', 'sensor_msgs/msg/CompressedImage': 'compressed'}
@@ -23,14 +23,6 @@ class BagFrame(NamedTuple):
     log_time_ns: int  # when the recorder received it: the playback pace
     stamp: tuple[int, int]  # header stamp (sec, nanosec) inside the message
     data: bytes  # CDR, ready for Publisher.publish(bytes)
-
-
-def cdr_header_stamp(data: bytes) -> tuple[int, int]:
-    """(sec, nanosec) of the std_msgs/Header that starts an Image / CompressedImage CDR payload."""
-    if len(data) < 12 or data[0] != 0 or data[1] not in (0, 1):
-        raise BagError(f'not a CDR message ({len(data)} bytes)')
-    endian = '<' if data[1] == 1 else '>'
-    return struct.unpack_from(endian + 'iI', data, 4)
 
 
 def _describe(topics) -> str:
@@ -95,10 +87,10 @@ class ImageBag:
             try:
                 _connection, log_time, raw = next(iterator)
                 data = bytes(raw)
-                stamp = cdr_header_stamp(data)
+                stamp = header_stamp(data)
             except StopIteration:
                 return
-            except BagError as err:
+            except ImageDecodeError as err:
                 raise BagError(f'{self.path}: {self.topic}: {err}') from err
             except Exception as err:
                 raise BagError(f'{self.path}: corrupt data on {self.topic}: {err or type(err).__name__}') from err

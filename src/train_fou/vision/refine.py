@@ -1,19 +1,19 @@
 """A second look at red signs: a small classifier re-reads them at source resolution.
 
-Why: the detector sees the 640x480 frame letterboxed to 416-512 px, where a 20 px
-`30` at reaction distance shrinks to 13-16 px with digits of 5-6 px; the
-detector finds the sign but confuses 30 with 50, and takes red discs and
-red-ringed distractors for signs. The refiner crops each detection of a class
-it `applies_to` (the speed limits and stop) from the *source* image (those
-classes' scores are first merged into one score per anchor,
-`merge_group_scores`), scales the crop to a 32x32 square and lets a tiny CNN
-name it: `speed_limit_30`, `speed_limit_50`, `stop`, or `other` (no entry, no
-parking, a red disc on the wall), which is then dropped. Danger detections are
-never re-read: missing the sign before the cliff is the one error the train
-cannot afford, so the classifier cannot call a triangle "not a sign". Only a
-red sign it recognises with probability >= `overrule_p` removes a weaker danger
-detection on the same object (a 30 in front of a yellow wall, which the
-detector also called danger).
+Why: the detector sees the frame letterboxed to its smaller input, where a
+speed limit at reaction distance keeps digits only a few pixels tall
+(docs/performance.md); the detector finds the sign but confuses 30 with 50, and
+takes red discs and red-ringed distractors for signs. The refiner crops each
+detection of a class it `applies_to` (the speed limits and stop) from the
+*source* image (those classes' scores are first merged into one score per
+anchor, `merge_group_scores`), scales the crop to a 32x32 square and lets a
+tiny CNN name it: `speed_limit_30`, `speed_limit_50`, `stop`, or `other` (no
+entry, no parking, a red disc on the wall), which is then dropped. Danger
+detections are never re-read: missing the sign before the cliff is the one
+error the train cannot afford, so the classifier cannot call a triangle "not a
+sign". Only a red sign it recognises with probability >= `overrule_p` removes a
+weaker danger detection on the same object (a 30 in front of a yellow wall,
+which the detector also called danger).
 
 The refiner is described by the detector's metadata file (``"refiner"``)::
 

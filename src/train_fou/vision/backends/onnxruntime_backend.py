@@ -44,9 +44,10 @@ class OnnxRuntimeBackend:
     """An InferenceSession on one model; `infer` is the bare `session.run` call.
 
     The CPU thread pool does not spin-wait between runs (`allow_spinning=False`):
-    frames arrive every 33 ms, and on a Jetson or a laptop shared with other work
-    spinning threads only steal the cores the next run needs (measured here: a
-    busy 2-core machine ran the same model 25-50 % slower with spinning on).
+    frames arrive at the camera's rate, far apart next to a thread's wake-up, and on
+    a Jetson or a laptop shared with other work spinning threads only steal the cores
+    the next run needs (the same model ran markedly slower with spinning on:
+    docs/performance.md).
     """
 
     def __init__(self, model_path: str | pathlib.Path, input_name: str = 'images',
