@@ -9,7 +9,7 @@ import pytest
 
 from train_fou.cli import main
 
-from vision_fixtures import make_model
+from helpers.models import make_model
 
 TRAIN_FOU = [sys.executable, '-c', 'import sys; from train_fou.cli import main; sys.exit(main())']
 

@@ -405,7 +405,7 @@ class HubSession:
     def _target(self) -> tuple[int, int, tuple[str, str] | None]:
         """(power byte to apply, source stamp, dead-man event to log) from the newest command.
 
-        The event is logged by the caller after the write: a log line costs about 0.4 ms,
+        The event is logged by the caller after the write: a log line takes time (docs/performance.md),
         and the brake should not wait for it.
         """
         with self._lock:
