@@ -6,6 +6,9 @@ the detector, controller and simulated hub run on simulated time.
 Common arguments: namespace:=, params_file:= (applied after config/<node>.yaml),
 model:=. The node list and parameter files come from train_fou.pipelines, the
 same table the composition runner (train-fou run/replay/sim) reads.
+
+Monitoring (docs/monitoring.md), off by default: foxglove_port:=8765 adds the
+Foxglove live view, metrics_port:=9464 the Prometheus metrics.
 """
 PIPELINE = 'sim'
 

@@ -87,7 +87,7 @@ def test_launch_file_starts_the_runner_nodes_with_the_runner_parameters(fake_lau
     declared, nodes = launched_nodes(pipeline, args)
     expected = pipelines.pipeline(pipeline)
     assert set(pipelines.COMMON_ARGUMENTS) | set(expected.arguments) == set(declared)
-    assert [n.kwargs['executable'] for n in nodes] == list(expected.nodes)
+    assert [n.kwargs['executable'] for n in nodes] == list(pipelines.pipeline_nodes(pipeline, args))
     runner_params = pipelines.node_parameters(pipeline, args)
     for node in nodes:
         name = node.kwargs['name']
@@ -100,11 +100,13 @@ def test_launch_file_starts_the_runner_nodes_with_the_runner_parameters(fake_lau
 
 #: What each launch file must start, written out by hand from the launch files' docstrings and the
 #: README (not read from train_fou.pipelines, which the launch files and the runner both use): the
-#: executables in order, the launch arguments beyond namespace, domain_id, params_file and model, and
-#: the parameters the pipeline itself sets over config/<node>.yaml.
+#: executables in order, the launch arguments beyond namespace, domain_id, params_file, model,
+#: foxglove_port and metrics_port, and the parameters the pipeline itself sets over config/<node>.yaml.
+#: On the train the live view and the metrics are on by default (docs/monitoring.md).
 LAUNCHED = {
-    'train': (['camera_node', 'detector_node', 'speed_controller', 'hub_node'], {'hub_address', 'hub_name'},
-              {'hub_node': {'backend': 'ble'}}),
+    'train': (['camera_node', 'detector_node', 'speed_controller', 'hub_node', 'foxglove_bridge', 'metrics_exporter'],
+              {'hub_address', 'hub_name'},
+              {'hub_node': {'backend': 'ble'}, 'foxglove_bridge': {'port': 8765}, 'metrics_exporter': {'port': 9464}}),
     'replay': (['bag_player', 'detector_node', 'speed_controller', 'hub_node'], {'bag', 'topic', 'rate'},
                {'hub_node': {'backend': 'sim'}}),
     'sim': (['track_sim', 'detector_node', 'speed_controller', 'hub_node'], {'scenario', 'seed'},
@@ -141,7 +143,8 @@ def test_launch_file_starts_the_nodes_written_out_here_with_their_parameters(fak
                      'detector_node:\n  ros__parameters:\n    model_path: /from/the/file.onnx\n')
     declared, nodes = launched_nodes(pipeline, {'namespace': 'train1', 'params_file': str(extra),
                                                 'model': '/models/custom.onnx'})
-    assert set(declared) == {'namespace', 'domain_id', 'params_file', 'model'} | arguments
+    common = {'namespace', 'domain_id', 'params_file', 'model', 'foxglove_port', 'metrics_port'}
+    assert set(declared) == common | arguments
     assert [n.kwargs['executable'] for n in nodes] == executables
     for node in nodes:
         name = node.kwargs['executable']
@@ -159,7 +162,7 @@ def test_launch_file_starts_the_nodes_written_out_here_with_their_parameters(fak
 def test_every_pipeline_node_has_a_launcher_and_a_config_file():
     cmake = (share_dir() / '..' / '..').resolve()
     for p in pipelines.PIPELINES.values():
-        for node in p.nodes:
+        for node in (*p.nodes, *pipelines.MONITORING.values()):
             assert (cmake / 'lib' / 'train_fou' / node).exists(), node
             assert pipelines.config_file(node).is_file(), f'config/{node}.yaml missing'
 
@@ -185,7 +188,7 @@ def test_train_pipeline_drives_the_ble_hub_at_the_given_address():
 def test_the_replay_detector_listens_where_the_bag_player_publishes(tmp_path, fake_launch, compressed, message_type,
                                                                     through, expected):
     """A compressed bag's frames go to camera/image_raw/compressed: the detector must subscribe there."""
-    from vision_fixtures import write_image_bag
+    from helpers.models import write_image_bag
     bag = write_image_bag(tmp_path / 'bag', count=2, compressed=compressed)
     player = {'bag_path': str(bag), **({'message_type': message_type} if message_type else {})}
     if through == 'argument':
@@ -259,3 +262,44 @@ def test_a_bad_domain_id_is_one_clear_error(value):
     with pytest.raises(pipelines.PipelineError) as caught:
         pipelines.domain_id({}, value)
     assert str(caught.value) == f"domain_id = {value!r}: expected a ROS domain id, an integer from 0 to 232"
+
+
+@pytest.mark.parametrize('pipeline', ['replay', 'sim'])
+def test_monitoring_is_off_unless_asked_and_on_at_the_given_ports(fake_launch, pipeline):
+    _declared, nodes = launched_nodes(pipeline, {})
+    assert not {'foxglove_bridge', 'metrics_exporter'} & {n.kwargs['executable'] for n in nodes}
+    _declared, nodes = launched_nodes(pipeline, {'foxglove_port': '9000', 'metrics_port': '9001'})
+    started = {n.kwargs['executable']: merge_like_launch_ros(n.kwargs['name'], n.kwargs['parameters']) for n in nodes}
+    assert started['foxglove_bridge']['port'] == 9000 and started['metrics_exporter']['port'] == 9001
+    if pipeline == 'sim':  # a viewer's clock: the monitoring nodes stay on wall time
+        assert 'use_sim_time' not in started['foxglove_bridge'] and 'use_sim_time' not in started['metrics_exporter']
+
+
+def test_the_train_launch_serves_metrics_and_live_view_by_default_and_either_can_be_turned_off(fake_launch):
+    declared, nodes = launched_nodes('train', {})
+    assert declared['metrics_port'] == '9464' and declared['foxglove_port'] == '8765'
+    assert {'foxglove_bridge', 'metrics_exporter'} <= {n.kwargs['executable'] for n in nodes}
+    _declared, nodes = launched_nodes('train', {'metrics_port': 'off', 'foxglove_port': ''})
+    assert not {'foxglove_bridge', 'metrics_exporter'} & {n.kwargs['executable'] for n in nodes}
+    with pytest.raises(pipelines.PipelineError, match='argument `metrics_port`'):
+        pipelines.node_parameters('train', {'metrics_port': 'ninety'})
+
+
+def test_the_live_view_watches_the_topic_the_detector_listens_to(tmp_path):
+    from helpers.models import write_image_bag
+    bag = write_image_bag(tmp_path / 'bag', count=2, compressed=True)
+    params = pipelines.node_parameters('replay', {'bag': str(bag), 'foxglove_port': '0'})
+    assert params['foxglove_bridge']['input_transport'] == params['detector_node']['input_transport'] == 'compressed'
+
+
+@pytest.mark.parametrize('command', ['run', 'replay', 'sim'])
+def test_the_cli_takes_foxglove_with_an_optional_port_and_metrics_with_one(command):
+    from train_fou.cli import build_parser
+    parser = build_parser()
+    first = ['bags/x.mcap'] if command == 'replay' else []
+    args = parser.parse_args([command, *first])
+    assert args.foxglove is None and args.metrics is None  # off by default
+    args = parser.parse_args([command, *first, '--foxglove', '--metrics', '9100'])
+    assert args.foxglove == 8765 and args.metrics == 9100
+    args = parser.parse_args([command, *first, '--foxglove', '9000'])
+    assert args.foxglove == 9000

@@ -14,6 +14,13 @@ node's file section sees the same value), else $ROS_DOMAIN_ID. On a shared
 network every ROS 2 machine on the same domain is in the same graph and could
 publish speed commands; two trains, or a train and a laptop, keep apart by
 domain (see the README).
+
+Monitoring (docs/monitoring.md) rides along with any pipeline: the launch
+argument `foxglove_port` adds the foxglove_bridge node (the Foxglove live view)
+and `metrics_port` the metrics_exporter node (Prometheus), each on that port;
+empty or `off` leaves it out. A pipeline may default them (`defaults`): the
+train serves metrics on 9464 and the live view on 8765, and the CLI
+(`train-fou run/replay/sim`) passes `off` unless asked with --foxglove/--metrics.
 """
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ class Pipeline:
     arguments: tuple[str, ...] = ()
     #: every node except the simulator runs on /clock (simulated time)
     sim_time: bool = False
+    #: launch argument defaults of this pipeline, over ARGUMENTS' own
+    defaults: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,9 +80,19 @@ ARGUMENTS: dict[str, Argument] = {a.name: a for a in (
     Argument('scenario', '', 'simulator scenario YAML; empty: config/scenarios/default.yaml',
              ('track_sim', 'scenario')),
     Argument('seed', '', 'simulator seed', ('track_sim', 'seed'), int),
+    Argument('foxglove_port', '', 'Foxglove live view (foxglove_bridge) on this WebSocket port; empty or off: none',
+             ('foxglove_bridge', 'port'), int),
+    Argument('metrics_port', '', 'Prometheus metrics (metrics_exporter) on this HTTP port; empty or off: none',
+             ('metrics_exporter', 'port'), int),
 )}
 
-COMMON_ARGUMENTS = ('namespace', 'domain_id', 'params_file', 'model')
+COMMON_ARGUMENTS = ('namespace', 'domain_id', 'params_file', 'model', 'foxglove_port', 'metrics_port')
+#: launch argument -> the monitoring node it adds to any pipeline when set (not empty, not `off`).
+MONITORING = {'foxglove_port': 'foxglove_bridge', 'metrics_port': 'metrics_exporter'}
+#: Values of a monitoring argument that leave its node out.
+OFF = ('', 'off')
+#: Nodes that watch the camera and must listen where the detector listens (a bag decides raw/compressed).
+CAMERA_WATCHERS = ('foxglove_bridge',)
 #: The parameter-file key (under `/**`) that sets the train's ROS domain.
 DOMAIN_PARAMETER = 'ros_domain_id'
 #: Highest ROS domain id Fast DDS can map to ports (ROS 2 documents 0-101 as safe on Linux, 0-232 usable).
@@ -88,7 +107,9 @@ PIPELINES: dict[str, Pipeline] = {p.name: p for p in (
     Pipeline('train', 'on the train: USB camera, detector, speed controller, LEGO hub over BLE',
              ('camera_node', 'detector_node', 'speed_controller', 'hub_node'),
              overrides={'hub_node': {'backend': 'ble'}},
-             arguments=('hub_address', 'hub_name')),
+             arguments=('hub_address', 'hub_name'),
+             # the camera is subscribed only while a viewer watches: an idle live view costs nothing
+             defaults={'foxglove_port': '8765', 'metrics_port': '9464'}),
     Pipeline('replay', 'a bag as the camera, the whole pipeline, a simulated hub',
              ('bag_player', 'detector_node', 'speed_controller', 'hub_node'),
              overrides={'hub_node': {'backend': 'sim'}},
@@ -107,6 +128,8 @@ PIPELINES: dict[str, Pipeline] = {p.name: p for p in (
 
 #: The node that publishes /clock in a sim_time pipeline (it runs on wall time itself).
 CLOCK_NODE = 'track_sim'
+#: Nodes on wall time in a sim_time pipeline: the clock, and the monitoring nodes (a viewer's time).
+WALL_TIME_NODES = (CLOCK_NODE, *MONITORING.values())
 
 
 def pipeline(name: str) -> Pipeline:
@@ -114,6 +137,30 @@ def pipeline(name: str) -> Pipeline:
         return PIPELINES[name]
     except KeyError:
         raise PipelineError(f'unknown pipeline `{name}`; known: {", ".join(PIPELINES)}') from None
+
+
+def argument_default(p: Pipeline, name: str) -> str:
+    """The default of launch argument `name` in pipeline `p`."""
+    return p.defaults.get(name, ARGUMENTS[name].default)
+
+
+def _with_defaults(p: Pipeline, args: Mapping[str, str] | None) -> dict[str, str]:
+    values = {name: argument_default(p, name) for name in p.defaults}
+    values.update(args or {})
+    return values
+
+
+def monitoring_enabled(value) -> bool:
+    """A monitoring argument's value starts its node (a port), unless empty or `off`."""
+    return value is not None and str(value).strip().lower() not in OFF
+
+
+def pipeline_nodes(name: str, args: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The nodes pipeline `name` starts with launch arguments `args`: its own, then the monitoring
+    nodes whose argument (or the pipeline's default for it) is set."""
+    p = pipeline(name)
+    values = _with_defaults(p, args)
+    return p.nodes + tuple(node for arg, node in MONITORING.items() if monitoring_enabled(values.get(arg)))
 
 
 def config_file(node: str, share: pathlib.Path | None = None) -> pathlib.Path:
@@ -127,7 +174,7 @@ def config_file(node: str, share: pathlib.Path | None = None) -> pathlib.Path:
 def fixed_parameters(p: Pipeline, node: str) -> dict[str, Any]:
     """The pipeline's own overrides for `node`, use_sim_time included."""
     values = dict(p.overrides.get(node, {}))
-    if p.sim_time and node != CLOCK_NODE:
+    if p.sim_time and node not in WALL_TIME_NODES:
         values['use_sim_time'] = True
     return values
 
@@ -141,6 +188,8 @@ def argument_parameters(p: Pipeline, node: str, args: Mapping[str, str]) -> dict
             raise PipelineError(f'unknown argument `{name}`; known: {", ".join(ARGUMENTS)}')
         arg = ARGUMENTS[name]
         if raw in ('', None) or arg.target is None or arg.target[0] != node or name not in allowed:
+            continue
+        if name in MONITORING and not monitoring_enabled(raw):
             continue
         try:
             values[arg.target[1]] = arg.kind(raw)
@@ -173,6 +222,11 @@ def _layers(p: Pipeline, node: str, args: Mapping[str, str], files: Sequence[str
         layers.append(from_args)
     if node == 'detector_node' and 'bag_player' in p.nodes:
         transport = bag_transport(_merge(_layers(p, 'bag_player', args, files, share), 'bag_player'))
+        if transport is not None:
+            layers.append({'input_transport': transport})
+    if node in CAMERA_WATCHERS and 'detector_node' in p.nodes:
+        # shows the frames the detector sees, from the topic it listens to
+        transport = _merge(_layers(p, 'detector_node', args, files, share), 'detector_node').get('input_transport')
         if transport is not None:
             layers.append({'input_transport': transport})
     return layers
@@ -221,10 +275,10 @@ def launch_entries(name: str, args: Mapping[str, str] | None = None,
                    share: pathlib.Path | None = None) -> list[LaunchEntry]:
     """What `ros2 launch train_fou <name>.launch.py` starts, in launch_ros terms."""
     p = pipeline(name)
-    args = dict(args or {})
+    args = _with_defaults(p, args)
     files = _user_files(args, ())
     return [LaunchEntry(executable=node, name=node, parameters=tuple(_layers(p, node, args, files, share)))
-            for node in p.nodes]
+            for node in pipeline_nodes(name, args)]
 
 
 def node_parameters(name: str, args: Mapping[str, str] | None = None,
@@ -232,10 +286,10 @@ def node_parameters(name: str, args: Mapping[str, str] | None = None,
                     share: pathlib.Path | None = None) -> dict[str, dict[str, Any]]:
     """{node: {parameter: value}} for the composition runner, merged as launch_ros merges."""
     p = pipeline(name)
-    args = dict(args or {})
+    args = _with_defaults(p, args)
     files = _user_files(args, extra_files)
     loaded: dict[str, Any] = {}
-    return {node: _merge(_layers(p, node, args, files, share), node, loaded) for node in p.nodes}
+    return {node: _merge(_layers(p, node, args, files, share), node, loaded) for node in pipeline_nodes(name, args)}
 
 
 def checked_domain_id(value: Any, source: str) -> int:
@@ -271,12 +325,12 @@ def launch_description(name: str):
 
     p = pipeline(name)
     names = COMMON_ARGUMENTS + p.arguments
-    declared = [DeclareLaunchArgument(n, default_value=ARGUMENTS[n].default,
+    declared = [DeclareLaunchArgument(n, default_value=argument_default(p, n),
                                       description=ARGUMENTS[n].description) for n in names]
 
     def nodes(context, *_args, **_kwargs):
         from launch_ros.actions import Node
-        values = {n: context.launch_configurations.get(n, ARGUMENTS[n].default) for n in names}
+        values = {n: context.launch_configurations.get(n, argument_default(p, n)) for n in names}
         domain = domain_id(node_parameters(name, values), values['domain_id'])
         env = {'ROS_DOMAIN_ID': str(domain)} if domain is not None else None
         return [Node(package='train_fou', executable=e.executable, name=e.name,

@@ -18,7 +18,8 @@ import pathlib
 import sys
 import time
 
-from train_fou.cli.run_cmd import add_domain_argument, add_executor_argument
+from train_fou.cli.run_cmd import (add_domain_argument, add_executor_argument, add_monitoring_arguments,
+                                   monitoring_arguments)
 
 HELP = 'run the whole pipeline with a bag as the camera; state changes as lines, JSON summary last'
 
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', default='', help='detector model (default: models/signs.onnx)')
     add_executor_argument(parser)
     add_domain_argument(parser)
+    add_monitoring_arguments(parser)
 
 
 def state_line(change, first_stamp_ns: int) -> str:
@@ -145,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             frames_in_bag = bag.message_count
     except BagError as err:
         raise CliError(str(err)) from err
-    launch_args = {'bag': str(args.bag), 'topic': args.topic, 'rate': str(args.rate), 'model': args.model}
+    launch_args = {'bag': str(args.bag), 'topic': args.topic, 'rate': str(args.rate), 'model': args.model,
+                   **monitoring_arguments(args)}
     try:
         params = pipelines.node_parameters('replay', launch_args, args.params)
     except pipelines.PipelineError as err:
@@ -157,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError('--hub ble needs the hub to drive: set hub_name (or hub_address) for hub_node in a --params '
                        'file (`train-fou hub scan` lists the hubs in range)')
     transport = params['detector_node']['input_transport']  # the bag decided (pipelines.bag_transport)
-    names = list(pipelines.pipeline('replay').nodes)
+    names = list(pipelines.pipeline_nodes('replay', launch_args))
 
     recorder = None
     if args.record:
@@ -229,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
                       'brake_acknowledged': hub_node.brake_acknowledged}
     if recorder is not None:
         summary['record'] = {'path': str(args.record), 'messages': dict(recorder.counts)}
+    if 'foxglove_bridge' in names:
+        from train_fou.nodes.foxglove_bridge import FoxgloveBridge
+        bridge = next(n for n in nodes if isinstance(n, FoxgloveBridge))
+        summary['foxglove'] = {'port': bridge.port, **bridge.stats}
     if args.report:
         from train_fou.report import write_report
         files = write_report(timeline_from_replay(observed, f'replay of {args.bag.name}'), args.report, summary,

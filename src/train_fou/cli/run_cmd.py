@@ -25,6 +25,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--pipeline', choices=PIPELINE_NAMES, default=None,
                         help='start a whole pipeline as its launch file does (nodes, parameter files, '
                              'overrides from train_fou.pipelines); replaces --nodes')
+    add_monitoring_arguments(parser)
+
+
+#: --foxglove without a port: Foxglove's default WebSocket port.
+FOXGLOVE_PORT = 8765
+
+
+def add_monitoring_arguments(parser: argparse.ArgumentParser) -> None:
+    """--foxglove [PORT] and --metrics PORT (docs/monitoring.md); both off unless given."""
+    parser.add_argument('--foxglove', type=int, nargs='?', const=FOXGLOVE_PORT, default=None, metavar='PORT',
+                        help=f'serve a Foxglove live view (camera, detections, speed, hub, diagnostics) on '
+                             f'ws://0.0.0.0:PORT (default PORT: {FOXGLOVE_PORT}; config/foxglove_bridge.yaml); '
+                             'after any positional argument, or as --foxglove=PORT')
+    parser.add_argument('--metrics', type=int, default=None, metavar='PORT',
+                        help='serve Prometheus metrics on http://0.0.0.0:PORT/metrics '
+                             '(config/metrics_exporter.yaml)')
+
+
+def monitoring_arguments(args: argparse.Namespace) -> dict[str, str]:
+    """The pipelines' launch arguments for --foxglove and --metrics: a port, or off."""
+    from train_fou.cli import CliError
+    values = {}
+    for option, argument in (('foxglove', 'foxglove_port'), ('metrics', 'metrics_port')):
+        port = getattr(args, option, None)
+        if port is not None and not 0 <= port <= 65535:
+            raise CliError(f'--{option} {port}: expected a port from 0 to 65535 (0: any free port)')
+        values[argument] = 'off' if port is None else str(port)
+    return values
 
 
 def add_executor_argument(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +82,22 @@ def load_node_params(names, extra_files) -> dict:
     return {name: params_for_node(files, name) for name in names}
 
 
+def _monitoring_nodes(monitoring: dict[str, str]) -> list[str]:
+    from train_fou.pipelines import MONITORING, monitoring_enabled
+    return [node for argument, node in MONITORING.items() if monitoring_enabled(monitoring[argument])]
+
+
+def _set_monitoring_ports(params: dict, monitoring: dict[str, str]) -> None:
+    """--foxglove/--metrics ports over the nodes' files; the live view watches what the detector watches."""
+    from train_fou.pipelines import MONITORING, monitoring_enabled
+    for argument, node in MONITORING.items():
+        if monitoring_enabled(monitoring[argument]):
+            params[node]['port'] = int(monitoring[argument])
+    transport = params.get('detector_node', {}).get('input_transport')
+    if 'foxglove_bridge' in params and transport is not None:
+        params['foxglove_bridge']['input_transport'] = transport
+
+
 def run(args: argparse.Namespace) -> int:
     from train_fou.cli import CliError
     from train_fou.nodes import NODE_CLASSES, UnknownNodeError
@@ -61,13 +105,17 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print('\n'.join(sorted(NODE_CLASSES)))
         return 0
+    monitoring = monitoring_arguments(args)
     if args.pipeline:
         from train_fou import pipelines
-        names = list(pipelines.pipeline(args.pipeline).nodes)
-        params = pipelines.node_parameters(args.pipeline, {'namespace': args.namespace}, args.params)
+        launch_args = {'namespace': args.namespace, **monitoring}
+        names = list(pipelines.pipeline_nodes(args.pipeline, launch_args))
+        params = pipelines.node_parameters(args.pipeline, launch_args, args.params)
     else:
         names = [name.strip() for name in args.nodes.split(',') if name.strip()]
+        names += [node for node in _monitoring_nodes(monitoring) if node not in names]
         params = load_node_params(names, args.params)
+        _set_monitoring_ports(params, monitoring)
     unknown = [name for name in names if name not in NODE_CLASSES]
     if unknown:
         raise CliError(f'unknown node(s) {", ".join(unknown)}; known: {", ".join(sorted(NODE_CLASSES)) or "none"}')

@@ -14,7 +14,7 @@ import pathlib
 import sys
 import time
 
-from train_fou.cli.run_cmd import add_executor_argument
+from train_fou.cli.run_cmd import add_executor_argument, add_monitoring_arguments, monitoring_arguments
 from train_fou.executors import executor_kind
 
 HELP = 'closed-loop runs on the virtual track (cliff, signs, train dynamics); JSON results, optional report'
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'on the network can disturb a campaign; give yours to watch it in rqt/RViz)')
     parser.add_argument('--oracle', action='store_true',
                         help='no detector: the true sign boxes are the detections (tests policy and dynamics)')
+    add_monitoring_arguments(parser)
 
 
 def private_domain_id() -> int:
@@ -68,8 +69,10 @@ def timeline_from_sim(sim, title: str):
     return timeline
 
 
-def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None = None):
+def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None = None, watchers=()):
     """Start the pipeline on an executor of `kind`; spin until track_sim reports its result; returns the track_sim node.
+
+    `watchers`: nodes that outlive the run (the live view, the metrics), spun with it.
 
     One executor thread (train_fou.executors, events by default): the nodes'
     callbacks are short (inference has its own thread, the hub its own asyncio
@@ -84,7 +87,7 @@ def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None 
     sim = nodes[names.index('track_sim')]
     executor = make_executor(kind, context=context)
     try:
-        for node in nodes:
+        for node in (*nodes, *watchers):
             executor.add_node(node)
         deadline = time.monotonic() + wall_limit_s
         while not sim.done.is_set() and not stop.is_set() and time.monotonic() < deadline:
@@ -116,12 +119,15 @@ def run(args: argparse.Namespace) -> int:
     except SimError as err:
         raise CliError(str(err)) from err
     pipeline = 'sim-oracle' if args.oracle else 'sim'
-    launch_args = {'scenario': str(scenario_path), 'seed': str(args.seed), 'model': args.model}
+    launch_args = {'scenario': str(scenario_path), 'seed': str(args.seed), 'model': args.model,
+                   **monitoring_arguments(args)}
     try:
         params = pipelines.node_parameters(pipeline, launch_args, args.params)
     except pipelines.PipelineError as err:
         raise CliError(str(err)) from err
     names = list(pipelines.pipeline(pipeline).nodes)
+    # the live view and the metrics stay up across runs (a viewer stays connected, counters keep counting)
+    watcher_names = [n for n in pipelines.pipeline_nodes(pipeline, launch_args) if n not in names]
 
     signals = StopSignals().install()  # SIGINT/SIGTERM/SIGHUP: the run's nodes stop, the hub brakes
     stop = signals.event
@@ -132,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     results: list[dict] = []
     report_files: dict[str, dict] = {}
+    from train_fou.nodes.runner import create_nodes, destroy_nodes
+    watchers: list = []
     try:
+        watchers = create_nodes(watcher_names, params, context=context)
         for index in range(args.first_run, args.first_run + args.runs):
             if stop.is_set():
                 break
@@ -142,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             if args.report:
                 run_params['track_sim']['keep_frames_every'] = 2
             t0 = time.monotonic()
-            sim = run_one(context, names, run_params, stop, WALL_S_PER_SIM_S * world.max_time_s, args.executor)
+            sim = run_one(context, names, run_params, stop, WALL_S_PER_SIM_S * world.max_time_s, args.executor,
+                          watchers)
             wall_s = time.monotonic() - t0
             if sim.result is None:
                 if stop.is_set():
@@ -163,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
             print(_run_line(result), file=sys.stderr if args.json else sys.stdout, flush=True)
             sim.log.clear()
     finally:
+        destroy_nodes(watchers)
         if context.ok():
             rclpy.shutdown(context=context)
         signals.restore()

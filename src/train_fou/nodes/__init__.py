@@ -19,6 +19,8 @@ NODE_CLASSES: dict[str, str] = {
     'bag_player': 'train_fou.nodes.bag_player:BagPlayer',
     'speed_controller': 'train_fou.nodes.speed_controller:SpeedControllerNode',
     'hub_node': 'train_fou.nodes.hub_node:HubNode',
+    'foxglove_bridge': 'train_fou.nodes.foxglove_bridge:FoxgloveBridge',
+    'metrics_exporter': 'train_fou.nodes.metrics_exporter:MetricsExporter',
 }
 
 
