@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 import cv2
+import onnx
 import numpy as np
 import pytest
 
@@ -16,7 +17,8 @@ from train_fou.vision.postprocess import Detection  # noqa: E402
 from train_fou.vision.refine import crop_square  # noqa: E402
 from training.dataset import write_labels  # noqa: E402
 from training.refiner import (  # noqa: E402
-    INPUT_SIZE, MARGIN, NAMES, OTHER, STOP_CLASS, attach_to_detector, collect_crops, confusion_by_band,
+    DANGER_CLASS, INPUT_SIZE, MARGIN, NAMES, OTHER, STOP_CLASS, VETO_P, RefinerMismatchError, attach_to_detector,
+    collect_crops, confusion_by_band,
 )
 
 LIMIT_30, LIMIT_50, STOP = (40, 40, 80, 80), (200, 40, 260, 100), (400, 300, 430, 330)
@@ -51,22 +53,25 @@ class ScriptedDetector:
 
 def test_labels_alone_give_each_refined_sign_exactly_and_jittered(tmp_path):
     root, image = dataset(tmp_path)
-    crops, labels, heights = collect_crops([root], 'train', None, jitters=2, other_fraction=0.0)
-    assert labels.tolist() == [0, 0, 0, 1, 1, 1, STOP_CLASS, STOP_CLASS, STOP_CLASS]  # danger: not refined
-    assert crops.shape == (9, INPUT_SIZE, INPUT_SIZE, 3)
-    _, labels, _ = collect_crops([root], 'train', None, jitters=0, other_fraction=1.0)
-    assert labels.tolist() == [0, 1, STOP_CLASS, OTHER]  # with other_fraction, danger signs as `other`
+    crops, labels, heights = collect_crops([root], 'train', None, jitters=2)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1, STOP_CLASS, STOP_CLASS, STOP_CLASS,
+                               DANGER_CLASS, DANGER_CLASS, DANGER_CLASS]  # danger: checked, so learnt
+    assert crops.shape == (12, INPUT_SIZE, INPUT_SIZE, 3)
+    _, labels, _ = collect_crops([root], 'train', None, jitters=0)
+    assert labels.tolist() == [0, 1, STOP_CLASS, DANGER_CLASS]
     assert np.array_equal(crops[0], crop_square(image, LIMIT_30, INPUT_SIZE, MARGIN))
     assert heights[0] == pytest.approx(40, abs=0.01) and heights[3] == pytest.approx(60, abs=0.01)
 
 
 def test_detections_add_crops_labelled_by_the_truth_they_overlap(tmp_path):
     root, image = dataset(tmp_path)
-    crops, labels, _ = collect_crops([root], 'train', ScriptedDetector(), jitters=0, other_fraction=0.0)
-    # truth: 30, 50, stop; detections: the 50 read as 30 -> 50, stop read as 50 -> stop, distractor -> other,
-    # the stop -> stop, the danger sign read as stop -> other; the danger detection is not refined
-    assert labels.tolist() == [0, 1, STOP_CLASS, 1, STOP_CLASS, OTHER, STOP_CLASS, OTHER]
-    assert np.array_equal(crops[3], crop_square(image, (201, 41, 259, 99), INPUT_SIZE, MARGIN))
+    crops, labels, _ = collect_crops([root], 'train', ScriptedDetector(), jitters=0)
+    # truth: 30, 50, stop, danger; detections: the 50 read as 30 -> 50, stop read as 50 -> stop,
+    # distractor -> other, the stop -> stop, the danger sign read as stop -> danger (at runtime a limit
+    # or stop box read as danger is dropped), the danger detection -> danger
+    assert labels.tolist() == [0, 1, STOP_CLASS, DANGER_CLASS, 1, STOP_CLASS, OTHER, STOP_CLASS, DANGER_CLASS,
+                               DANGER_CLASS]
+    assert np.array_equal(crops[4], crop_square(image, (201, 41, 259, 99), INPUT_SIZE, MARGIN))
 
 
 def test_an_empty_split_gives_no_crops(tmp_path):
@@ -80,7 +85,8 @@ def test_confusion_by_band_counts_signs_per_height_band():
     heights = np.array([10.0, 25.0, 25.0, 70.0, 30.0])
     report = confusion_by_band(truth, pred, heights)
     assert report['accuracy'] == 0.6 and report['crops'] == 5
-    assert report['confusion_true_rows'] == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0], [1, 0, 0, 0]]
+    assert report['confusion_true_rows'] == [[1, 1, 0, 0, 0], [0, 2, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0],
+                                             [1, 0, 0, 0, 0]]
     bands = {tuple(b['height_px']): (b['sign_crops'], b['sign_accuracy']) for b in report['bands']}
     assert bands[(0, 16)] == (1, 1.0) and bands[(20, 30)] == (2, 0.5) and bands[(60, 10000)] == (1, 1.0)
     assert bands[(16, 20)] == (0, None)
@@ -90,8 +96,34 @@ def test_attach_names_the_refiner_in_metadata_the_runtime_accepts(tmp_path):
     meta = tmp_path / 'signs.json'
     meta.write_text(json.dumps({'names': ['speed_limit_30', 'speed_limit_50', 'stop', 'danger'],
                                 'imgsz': [416, 416], 'data_hash': 'x'}))
-    attach_to_detector(meta, tmp_path / 'signs_refine.onnx')
+    attach_to_detector(meta, classifier_onnx(tmp_path / 'signs_refine.onnx', len(NAMES)))
     spec = load_metadata(meta).refiner
     assert spec.model == tmp_path / 'signs_refine.onnx' and spec.names == NAMES
     assert spec.applies_to == ('speed_limit_30', 'speed_limit_50', 'stop') and spec.input_size == INPUT_SIZE
+    assert spec.verifies == ('danger',) and spec.veto_p == VETO_P
     assert json.loads(meta.read_text())['data_hash'] == 'x'  # the rest is kept
+
+
+def test_attach_refuses_a_refiner_trained_with_other_classes(tmp_path):
+    meta = tmp_path / 'signs.json'
+    meta.write_text(json.dumps({'names': ['speed_limit_30', 'speed_limit_50', 'stop', 'danger'],
+                                'imgsz': [416, 416], 'data_hash': 'x'}))
+    before = meta.read_text()
+    with pytest.raises(RefinerMismatchError, match='4 outputs.*retrain'):
+        attach_to_detector(meta, classifier_onnx(tmp_path / 'old_refine.onnx', 4))
+    assert meta.read_text() == before
+
+
+def classifier_onnx(path: pathlib.Path, classes: int) -> pathlib.Path:
+    """A 1x3x32x32 -> 1x`classes` softmax graph (global pooling and a matmul), like the exported refiner."""
+    from onnx import TensorProto, helper, numpy_helper
+    weights = numpy_helper.from_array(np.ones((3, classes), np.float32), 'w')
+    graph = helper.make_graph(
+        [helper.make_node('GlobalAveragePool', ['images'], ['pooled']),
+         helper.make_node('Flatten', ['pooled'], ['flat']),
+         helper.make_node('MatMul', ['flat', 'w'], ['logits']),
+         helper.make_node('Softmax', ['logits'], ['probs'], axis=1)],
+        'refiner', [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, INPUT_SIZE, INPUT_SIZE])],
+        [helper.make_tensor_value_info('probs', TensorProto.FLOAT, [1, classes])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 17)]), str(path))
+    return path

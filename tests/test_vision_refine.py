@@ -33,6 +33,9 @@ def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
     assert spec == RefinerSpec(tmp_path / 'speed.onnx', ('speed_limit_30', 'speed_limit_50', 'other'),
                                ('speed_limit_30', 'speed_limit_50'), 32, 0.15, 0.95)
     assert load_metadata(write(tmp_path, dict(GOOD, refiner=None))).refiner is None
+    checking = dict(GOOD['refiner'], verifies=['danger'], veto_p=0.9)
+    spec = load_metadata(write(tmp_path, dict(GOOD, refiner=checking))).refiner
+    assert spec.verifies == ('danger',) and spec.veto_p == 0.9
 
 
 @pytest.mark.parametrize('change, message', [
@@ -47,6 +50,13 @@ def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
     ({'margin': -0.1}, '`refiner.margin` must be a number'),
     ({'overrule_p': 0.5}, '`refiner.overrule_p` must be null or a number in'),
     ({'overrule_p': 'yes'}, '`refiner.overrule_p`'),
+    ({'verifies': ['danger']}, '`refiner.veto_p` must be a number in'),
+    ({'verifies': ['danger'], 'veto_p': 0.5}, '`refiner.veto_p` must be a number in'),
+    ({'verifies': ['speed_limit_30'], 'veto_p': 0.9}, '`refiner.verifies` must list detector classes not in'),
+    ({'verifies': ['give_way'], 'veto_p': 0.9}, '`refiner.verifies` must list detector classes'),
+    ({'verifies': 'danger', 'veto_p': 0.9}, '`refiner.verifies`'),
+    ({'verifies': ['danger'], 'veto_p': 0.9, 'names': ['speed_limit_30', 'speed_limit_50']},
+     '`refiner.names` must hold a "not a sign" label'),
 ])
 def test_metadata_refiner_errors_name_the_file_and_the_field(tmp_path, change, message):
     refiner = change if isinstance(change, str) else dict(GOOD['refiner'], **change)
@@ -156,6 +166,62 @@ def test_a_sure_re_read_sign_overrules_a_weaker_danger_on_the_same_object(overru
     assert [d.label for d in out if d.label != 'danger'] == ['speed_limit_30']
 
 
+class TriangleClassifier:
+    """Backend stand-in naming (30, 50, stop, danger, other): yellow crops danger (p 0.8), white crops
+    other (p 0.95), blue crops stop (p 0.9), anything else other (p 0.6, unsure)."""
+
+    name = 'stand-in'
+    input_hw = (32, 32)
+    calls = 0
+
+    def infer(self, tensor):
+        self.calls += 1
+        r, g, b = tensor[0].mean(axis=(1, 2))
+        probs = np.full((1, 5), 0.01, np.float32)
+        if r > 0.9 and g > 0.9 and b > 0.9:
+            probs[0, 4] = 0.95
+        elif r > 0.5 and g > 0.5 and b < 0.3:
+            probs[0, 3] = 0.8
+        elif b > max(r, g):
+            probs[0, 2] = 0.9
+        else:
+            probs[0, 4] = 0.6
+        return probs
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize('colour, veto_p, kept', [
+    ((255, 255, 255), 0.9, False),  # a white triangle, the classifier sure it is no sign: vetoed
+    ((255, 255, 255), 0.97, True),  # not sure enough for this veto_p
+    ((0, 220, 250), 0.9, True),  # yellow (BGR): a danger sign, kept as it was
+    ((90, 90, 90), 0.9, True),  # unsure (other at p 0.6): kept
+    ((250, 0, 0), 0.9, True),  # blue, read as a stop: a sign, but a danger box is never relabelled
+])
+def test_a_verified_danger_is_dropped_only_when_the_classifier_is_sure_it_is_no_sign(colour, veto_p, kept):
+    spec = RefinerSpec(pathlib.Path('signs.onnx'), ('speed_limit_30', 'speed_limit_50', 'stop', 'danger', 'other'),
+                       ('speed_limit_30', 'speed_limit_50', 'stop'), 32, 0.0, None, ('danger',), veto_p)
+    refiner = Refiner(TriangleClassifier(), spec, NAMES)
+    image = np.zeros((100, 300, 3), np.uint8)
+    image[10:40, 10:40] = colour
+    danger = det('danger', 0.45, 10)
+    out = refiner.refine(image, [danger])
+    assert out == ([danger] if kept else [])
+    assert refiner.backend.calls == 1
+
+
+def test_a_limit_box_the_classifier_reads_as_a_triangle_is_dropped_not_relabelled():
+    spec = RefinerSpec(pathlib.Path('signs.onnx'), ('speed_limit_30', 'speed_limit_50', 'stop', 'danger', 'other'),
+                       ('speed_limit_30', 'speed_limit_50', 'stop'), 32, 0.0, None, ('danger',), 0.9)
+    refiner = Refiner(TriangleClassifier(), spec, NAMES)
+    image = np.zeros((100, 300, 3), np.uint8)
+    image[10:40, 10:40] = (0, 220, 250)  # yellow: the classifier says danger
+    image[10:40, 110:140] = (250, 0, 0)  # blue: stop
+    out = refiner.refine(image, [det('speed_limit_30', 0.7, 10), det('speed_limit_50', 0.6, 110)])
+    assert [(d.label, d.x1) for d in out] == [('stop', 110)]
+
+
 def test_refiner_without_limits_runs_no_classifier():
     refiner, image = refiner_and_image()
     dets = [det('danger', 0.9, 10)]
@@ -245,6 +311,32 @@ def test_shipped_refiner_never_lets_a_false_limit_or_stop_overrule_a_danger_tria
             out = refiner.refine(image, [Detection(NAMES.index(wrong), 0.95, *box, wrong),
                                          Detection(NAMES.index('danger'), 0.45, *box, 'danger')])
             assert [d.label for d in out] == ['danger'], wrong
+    finally:
+        refiner.close()
+
+
+@pytest.mark.parametrize('kind', ['warning_pedestrian_other', 'warning_children_other', 'warning_lights_other'])
+@pytest.mark.parametrize('height_px', [40, 70])
+def test_shipped_refiner_vetoes_other_brands_white_triangles_detected_as_danger(kind, height_px):
+    """The closed loop's false danger latch (sim seed 1, runs 24 and 97): a white pedestrian triangle."""
+    refiner = shipped_refiner()
+    try:
+        image, box = scene_with(kind, height_px)
+        assert refiner.refine(image, [Detection(NAMES.index('danger'), 0.45, *box, 'danger')]) == []
+    finally:
+        refiner.close()
+
+
+@pytest.mark.parametrize('kind', ['danger_railway', 'danger_children', 'danger_workers', 'danger_general',
+                                  'danger_crossing'])
+@pytest.mark.parametrize('height_px', [16, 20, 40, 90])
+@pytest.mark.parametrize('background', [(96, 110, 120), (30, 30, 30), (200, 200, 200), (40, 160, 200)])
+def test_shipped_refiner_never_vetoes_a_danger_triangle(kind, height_px, background):
+    refiner = shipped_refiner()
+    try:
+        image, box = scene_with(kind, height_px, background)
+        danger = Detection(NAMES.index('danger'), 0.45, *box, 'danger')
+        assert refiner.refine(image, [danger]) == [danger]
     finally:
         refiner.close()
 

@@ -5,13 +5,14 @@ red discs for stop signs; the refiner (train_fou.vision.refine) re-reads each
 speed-limit and stop detection from the 640x480 source. Its training crops are
 cut with the runtime's own `crop_square`, from three sources per image:
 
-* every labelled speed limit and stop sign, exactly and with box jitter (the
-  detector's boxes are never exact);
-* the detector's own speed-limit and stop detections (score >= 0.05), labelled
-  by the ground truth they overlap: that sign's class, or `other` when they
-  overlap a danger sign or nothing (red-ringed distractors, red discs,
-  clutter) - the hard negatives the refiner must reject;
-* some danger signs as `other`.
+* every labelled speed limit, stop and danger sign, exactly and with box
+  jitter (the detector's boxes are never exact);
+* the detector's own speed-limit, stop and danger detections (score >= 0.05),
+  labelled by the ground truth they overlap: that sign's class, or `other`
+  when they overlap nothing (red-ringed distractors, red discs, other brands'
+  white warning triangles, blank triangles, clutter) - the hard negatives the
+  refiner must reject. A danger detection is only ever vetoed at runtime
+  (`verifies`, `veto_p`: train_fou.vision.refine), never relabelled.
 
 Training runs on the CPU in minutes (75 k parameters, 32x32 input), with
 photometric augmentation on the fly; the export is a fixed 1x3x32x32 ONNX
@@ -32,14 +33,20 @@ from train_fou.vision.refine import crop_square
 from training.dataset import label_path_for, read_labels, split_images
 from training.evaluate import box_iou
 
-NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'other')
-STOP_CLASS, OTHER = 2, 3
+NAMES = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger', 'other')
+STOP_CLASS, DANGER_CLASS, OTHER = 2, 3, 4
 #: detector class id -> refiner class id, for the classes the refiner re-reads
-REFINED_CLASSES = {CLASS_NAMES.index(name): i for i, name in enumerate(NAMES[:OTHER])}
+REFINED_CLASSES = {CLASS_NAMES.index(name): i for i, name in enumerate(NAMES[:DANGER_CLASS])}
+#: detector class id -> refiner class id, for the classes it only checks (vetoes when sure: VETO_P)
+VERIFIED_CLASSES = {CLASS_NAMES.index('danger'): DANGER_CLASS}
+#: the classifier's crop classes: re-read and checked
+CROP_CLASSES = {**REFINED_CLASSES, **VERIFIED_CLASSES}
 INPUT_SIZE = 32
 MARGIN = 0.15
 #: a re-read sign this sure removes a weaker detection of another class on the same object (refine.py)
 OVERRULE_P = 0.95
+#: a danger detection is dropped only when the classifier is this sure it is not a sign (refine.py)
+VETO_P = 0.9
 #: size bands (source box height, px) reported by the evaluation
 BANDS = ((0, 16), (16, 20), (20, 30), (30, 60), (60, 10000))
 
@@ -55,11 +62,11 @@ def _jitter(box, rng: np.random.Generator):
 
 
 def collect_crops(roots: Sequence[pathlib.Path], split: str, detector=None, seed: int = 0,
-                  jitters: int = 2, other_fraction: float = 0.3, max_images: int | None = None):
+                  jitters: int = 2, max_images: int | None = None):
     """Crops (N x S x S x 3 BGR uint8), labels (N,), source box heights (N,) of `split` in `roots`.
 
-    `detector`: a train_fou Detector (without refiner) whose speed-limit
-    detections become extra crops; None uses the labels only.
+    `detector`: a train_fou Detector (without refiner) whose limit, stop and
+    danger detections become extra crops; None uses the labels only.
     """
     rng = np.random.default_rng(seed)
     crops: list[np.ndarray] = []
@@ -82,22 +89,20 @@ def collect_crops(roots: Sequence[pathlib.Path], split: str, detector=None, seed
             gt_boxes = np.array([b for _, b in truth], np.float64).reshape(-1, 4)
             gt_classes = [c for c, _ in truth]
             for cls, box in truth:
-                if cls in REFINED_CLASSES:
-                    add(image, box, REFINED_CLASSES[cls])
+                if cls in CROP_CLASSES:
+                    add(image, box, CROP_CLASSES[cls])
                     for _ in range(jitters):
-                        add(image, _jitter(box, rng), REFINED_CLASSES[cls])
-                elif rng.random() < other_fraction:
-                    add(image, _jitter(box, rng), OTHER)
+                        add(image, _jitter(box, rng), CROP_CLASSES[cls])
             if detector is None:
                 continue
             for det in detector.detect(image).detections:
-                if det.class_id not in REFINED_CLASSES:
+                if det.class_id not in CROP_CLASSES:
                     continue
                 box = (det.x1, det.y1, det.x2, det.y2)
                 ious = box_iou([box], gt_boxes)[0]
                 best = int(ious.argmax()) if ious.size else -1
                 if best >= 0 and ious[best] >= 0.5:
-                    add(image, box, REFINED_CLASSES.get(gt_classes[best], OTHER))
+                    add(image, box, CROP_CLASSES.get(gt_classes[best], OTHER))
                 elif best < 0 or ious[best] < 0.3:
                     add(image, box, OTHER)  # a distractor or clutter the detector took for a sign
     if not crops:
@@ -232,12 +237,33 @@ def export(model, onnx_path: pathlib.Path, opset: int = 17) -> None:
                       opset_version=opset, dynamo=False)
 
 
+class RefinerMismatchError(RuntimeError):
+    """A refiner ONNX whose outputs are not this workspace's NAMES (trained by an older version)."""
+
+
+def output_classes(onnx_path: pathlib.Path) -> int | None:
+    """The classifier's number of outputs (the last dimension of its only output), None if not static."""
+    import onnx  # noqa: PLC0415
+    dims = onnx.load(str(onnx_path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+    return dims[-1].dim_value if dims and dims[-1].HasField('dim_value') else None
+
+
 def attach_to_detector(metadata_path: pathlib.Path, onnx_path: pathlib.Path) -> None:
-    """Name the refiner in the detector's metadata JSON (the runtime reads it from there)."""
+    """Name the refiner in the detector's metadata JSON (the runtime reads it from there).
+
+    Refuses a classifier whose outputs are not NAMES: a refiner trained before the danger class
+    was added has four outputs and must be retrained, not renamed.
+    """
+    outputs = output_classes(pathlib.Path(onnx_path))
+    if outputs != len(NAMES):
+        raise RefinerMismatchError(
+            f'{onnx_path}: the classifier has {outputs} outputs, this refiner names {len(NAMES)} '
+            f'({", ".join(NAMES)}): retrain it with `python -m training refiner`')
     data = json.loads(metadata_path.read_text())
     data['refiner'] = {'model': onnx_path.name, 'names': list(NAMES),
                        'applies_to': [CLASS_NAMES[c] for c in REFINED_CLASSES],
-                       'input_size': INPUT_SIZE, 'margin': MARGIN, 'overrule_p': OVERRULE_P}
+                       'input_size': INPUT_SIZE, 'margin': MARGIN, 'overrule_p': OVERRULE_P,
+                       'verifies': [CLASS_NAMES[c] for c in VERIFIED_CLASSES], 'veto_p': VETO_P}
     metadata_path.write_text(json.dumps(data, indent=2) + '\n')
 
 

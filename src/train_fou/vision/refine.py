@@ -9,17 +9,21 @@ detection of a class it `applies_to` (the speed limits and stop) from the
 anchor, `merge_group_scores`), scales the crop to a 32x32 square and lets a
 tiny CNN name it: `speed_limit_30`, `speed_limit_50`, `stop`, or `other` (no
 entry, no parking, a red disc on the wall), which is then dropped. Danger
-detections are never re-read: missing the sign before the cliff is the one
-error the train cannot afford, so the classifier cannot call a triangle "not a
-sign". Only a red sign it recognises with probability >= `overrule_p` removes a
-weaker danger detection on the same object (a 30 in front of a yellow wall,
+detections are never relabelled: missing the sign before the cliff is the one
+error the train cannot afford. The classes in `verifies` (danger) are only
+checked: such a detection is dropped when the classifier is at least `veto_p`
+sure that it is not a sign (another brand's white warning triangle, a blank
+triangle) and kept unchanged otherwise, so an unsure classifier never removes
+a triangle. A red sign it recognises with probability >= `overrule_p` removes
+a weaker danger detection on the same object (a 30 in front of a yellow wall,
 which the detector also called danger).
 
 The refiner is described by the detector's metadata file (``"refiner"``)::
 
-    "refiner": {"model": "signs_refine.onnx", "names": ["speed_limit_30", "speed_limit_50", "stop", "other"],
+    "refiner": {"model": "signs_refine.onnx",
+                "names": ["speed_limit_30", "speed_limit_50", "stop", "danger", "other"],
                 "applies_to": ["speed_limit_30", "speed_limit_50", "stop"], "input_size": 32, "margin": 0.15,
-                "overrule_p": 0.95}
+                "overrule_p": 0.95, "verifies": ["danger"], "veto_p": 0.9}
 
 `model` is relative to the metadata file; a name in `names` that is not a
 detector class means "not a sign": the detection is dropped. The crop code is
@@ -55,6 +59,10 @@ class RefinerSpec:
     #: a re-read sign at least this sure overrules a weaker detection of another class on the same
     #: object (IoU >= OVERRULE_IOU); None: never
     overrule_p: float | None = None
+    #: detector labels whose detections are only checked: dropped when the classifier is at least
+    #: `veto_p` sure they are not a sign, never relabelled
+    verifies: tuple[str, ...] = ()
+    veto_p: float | None = None
 
 
 def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[str]) -> RefinerSpec:
@@ -87,8 +95,19 @@ def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[
     if overrule is not None and (isinstance(overrule, bool) or not isinstance(overrule, (int, float))
                                  or not 0.5 < overrule <= 1.0):
         raise bad(f'overrule_p` must be null or a number in (0.5, 1], got {overrule!r}')
+    verifies = data.get('verifies', [])
+    if (not isinstance(verifies, (list, tuple))
+            or not all(isinstance(n, str) and n in detector_names and n not in applies_to for n in verifies)):
+        raise bad(f'verifies` must list detector classes not in applies_to, got {verifies!r}')
+    veto = data.get('veto_p')
+    if verifies and (veto is None or isinstance(veto, bool) or not isinstance(veto, (int, float))
+                     or not 0.5 < veto <= 1.0):
+        raise bad(f'veto_p` must be a number in (0.5, 1] when `verifies` is set, got {veto!r}')
+    if verifies and all(n in detector_names for n in names):
+        raise bad(f'names` must hold a "not a sign" label for `verifies` to veto, got {names!r}')
     return RefinerSpec(path.parent / model, tuple(names), tuple(applies_to), int(size), float(margin),
-                       None if overrule is None else float(overrule))
+                       None if overrule is None else float(overrule), tuple(verifies),
+                       float(veto) if verifies else None)
 
 
 def merge_group_scores(output: np.ndarray, group: Sequence[int], num_classes: int) -> np.ndarray:
@@ -166,11 +185,14 @@ class Refiner:
         self.spec = spec
         self.iou_threshold = iou_threshold
         self._applies = frozenset(spec.applies_to)
+        self._verifies = frozenset(spec.verifies)
         index = {name: i for i, name in enumerate(detector_names)}
         #: detector class ids whose scores are merged before decoding (see merge_group_scores)
         self.group = tuple(index[name] for name in spec.applies_to)
-        # classifier output -> detector class id, or None for "not a sign"
-        self._class_of = [index.get(name) for name in spec.names]
+        # classifier output -> detector class id for the re-read classes, None: not one of them (dropped)
+        self._class_of = [index[name] if name in self._applies else None for name in spec.names]
+        #: classifier outputs that mean "not a sign" (only these veto a verified detection)
+        self._not_a_sign = np.array([name not in index for name in spec.names])
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities, N x len(names), one backend call per crop (fixed batch 1 models)."""
@@ -190,16 +212,22 @@ class Refiner:
         `overrule_p`, a sign the classifier is that sure of also removes a
         lower-scored detection of another class on the same object (a 30 on a
         yellow wall that the detector also called danger); a danger triangle
-        itself is never re-read, so only a sign the classifier positively
-        recognised can overrule it.
+        itself is never relabelled, so only a sign the classifier positively
+        recognised can overrule it. A detection of a `verifies` class is dropped only when the
+        classifier names a not-a-sign output with p >= `veto_p`, and kept as it was otherwise;
+        a re-read detection that the classifier calls a sign it does not re-read (a limit box
+        it sees as a triangle) is dropped like `other`.
         """
         chosen = [i for i, d in enumerate(detections) if d.label in self._applies]
-        if not chosen:
+        checked = [i for i, d in enumerate(detections) if d.label in self._verifies]
+        if not chosen and not checked:
             return detections
         crops = [crop_square(image_bgr, detections[i][2:6], self.spec.input_size, self.spec.margin)
-                 for i in chosen]
+                 for i in chosen + checked]
         probs = self.classify(crops)
-        kept = [d for d in detections if d.label not in self._applies]
+        vetoed = {i for i, p in zip(checked, probs[len(chosen):])
+                  if self._not_a_sign[int(p.argmax())] and p.max() >= self.spec.veto_p}
+        kept = [d for i, d in enumerate(detections) if d.label not in self._applies and i not in vetoed]
         refined: list[Detection] = []
         sure: list[Detection] = []  # re-read with p >= overrule_p
         for i, p in zip(chosen, probs):
