@@ -6,15 +6,19 @@ Commands:
   import-yolo         copy a YOLO dataset with its classes mapped onto the model classes
   import-labelstudio  convert a Label Studio JSON export (rectangles in percent)
   train               config -> data -> ultralytics training -> models/<name>.onnx + .json -> evaluation
-  export              weights (.pt) -> models/<name>.onnx + .json
+  export              weights (.pt) -> models/<name>.onnx + .json (--int8: also the INT8 model)
+  quantize            FP32 ONNX -> <stem>.int8.onnx + .json beside it (static INT8 for the CPU)
   evaluate            mAP50 / mAP50-95 per class of an ONNX model on a YOLO split (+ confusion matrix PNG)
   eval-real           AP50 per label class and precision/recall at the controller's thresholds on real
                       photos of a Label Studio export (+ contact sheet)
-  engine              ONNX -> TensorRT engine (FP16 / INT8), on the Jetson
+  refiner             train the speed-limit crop classifier -> models/signs_refine.onnx (--attach: name
+                      it in a detector's metadata)
+  engine              ONNX -> TensorRT engine (FP16 / INT8 / FP32), on the target GPU (the Jetson)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import sys
@@ -115,6 +119,8 @@ def _cmd_export(args) -> int:
                                      or args.refiner.resolve().parent != pathlib.Path(args.out_dir).resolve()):
         raise ExportError(f'--refiner {args.refiner} must be an existing ONNX file in --out-dir '
                          f'{args.out_dir} (the metadata names it by file name)')
+    if args.int8 != bool(args.calib):
+        raise ExportError('--int8 and --calib DATA go together: the INT8 model is calibrated on DATA\'s images')
     if args.imgsz is not None:
         cfg = config_mod.validate({**cfg, 'export_imgsz': args.imgsz}, '--imgsz')
     # the same roots in the same order as training used: the hash then equals the trained-on data's
@@ -127,8 +133,45 @@ def _cmd_export(args) -> int:
     if args.refiner is not None:
         from training.refiner import attach_to_detector  # noqa: PLC0415
         attach_to_detector(json_path, args.refiner)
-    print(json.dumps({'onnx': str(onnx_path), 'metadata': str(json_path)}))
+    result = {'onnx': str(onnx_path), 'metadata': str(json_path)}
+    if args.int8:
+        result['int8'] = _quantize(onnx_path, args, pathlib.Path(args.out_dir))
+    print(json.dumps(result))
     return 0
+
+
+def _quantize(onnx_path: pathlib.Path, args, out_dir: pathlib.Path | None) -> dict:
+    from training.export import Int8Options, quantize_int8  # noqa: PLC0415
+    options = Int8Options(calib=tuple(args.calib), split=args.calib_split, count=args.calib_count,
+                          seed=args.calib_seed, method=args.calib_method, activations=args.activations,
+                          exclude=args.float_nodes, reduce_range=args.reduce_range)
+    with contextlib.redirect_stdout(sys.stderr):  # onnxruntime's calibrators print progress; stdout is JSON
+        int8, meta, quantization = quantize_int8(onnx_path, options, out_dir,
+                                                 command=' '.join(['python -m training'] + sys.argv[1:]))
+    return {'onnx': str(int8), 'metadata': str(meta), 'calibration': quantization['calibration'],
+            'agreement': quantization['agreement']}
+
+
+def _cmd_quantize(args) -> int:
+    print(json.dumps(_quantize(args.model, args, args.out_dir)))
+    return 0
+
+
+def _add_int8_arguments(s, what: str) -> None:
+    from training.export import INT8_ACTIVATIONS, INT8_EXCLUDE, INT8_METHODS, Int8Options  # noqa: PLC0415
+    d = Int8Options(calib=())
+    s.add_argument('--calib', type=pathlib.Path, action='append', required=what == 'quantize',
+                   help='YOLO dataset root whose images calibrate (repeat for several; the synthetic set)')
+    s.add_argument('--calib-split', choices=('train', 'val'), default=d.split,
+                   help='split the calibration images come from (default: %(default)s)')
+    s.add_argument('--calib-count', type=int, default=d.count, help='calibration images (default: %(default)s)')
+    s.add_argument('--calib-seed', type=int, default=d.seed, help='which images are drawn (default: %(default)s)')
+    s.add_argument('--calib-method', choices=INT8_METHODS, default=d.method, help='default: %(default)s')
+    s.add_argument('--activations', choices=INT8_ACTIVATIONS, default=d.activations, help='default: %(default)s')
+    s.add_argument('--float-nodes', choices=INT8_EXCLUDE, default=d.exclude,
+                   help='what stays float: decode = the box decode, sigmoid and concatenations after the last '
+                        'learned convolutions, head = those convolutions too (default: %(default)s)')
+    s.add_argument('--reduce-range', action='store_true', help='7-bit weights (CPUs without VNNI)')
 
 
 def _evaluate(model: pathlib.Path, data: pathlib.Path, split: str, out: pathlib.Path | None,
@@ -237,7 +280,18 @@ def _parser() -> argparse.ArgumentParser:
                         'writes the JSON afresh; without this the refiner entry is gone)')
     s.add_argument('--out-dir', default=str(ROOT / 'models'))
     s.add_argument('--model-name')
+    s.add_argument('--int8', action='store_true',
+                   help='also write <name>.int8.onnx + .json, statically quantised for the CPU (needs --calib)')
+    _add_int8_arguments(s, 'export')
     s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser('quantize', help='FP32 ONNX -> <stem>.int8.onnx + .json beside it (static INT8 for the '
+                                        'CPU, calibrated on letterboxed frames)')
+    s.add_argument('model', type=pathlib.Path, help='an exported FP32 model (its metadata JSON beside it)')
+    s.add_argument('--out-dir', type=pathlib.Path,
+                   help="default: the model's folder (where the detector's `auto` looks for it)")
+    _add_int8_arguments(s, 'quantize')
+    s.set_defaults(func=_cmd_quantize)
 
     s = sub.add_parser('evaluate', help='mAP of an ONNX model on a YOLO dataset split')
     s.add_argument('model', type=pathlib.Path)

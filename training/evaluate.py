@@ -233,7 +233,7 @@ def evaluate_model(model: pathlib.Path, data: pathlib.Path, split: str = 'test',
     t = np.array(timings)
     report.update({
         'model': str(model), 'data': str(data), 'split': split, 'images': len(images),
-        'backend': choice.backend.name,
+        'backend': choice.backend.name, 'model_precision': detector.precision,
         'refiner': detector.refiner.spec.model.name if detector.refiner is not None else None,
         'nms_iou': detector.iou_threshold, 'score_threshold': conf_threshold,
         'confusion_matrix': {'conf_threshold': deploy_conf, 'iou_threshold': 0.5, 'rows': 'predicted (+missed)',

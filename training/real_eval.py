@@ -322,11 +322,12 @@ def evaluate_real(model: pathlib.Path, export: pathlib.Path, images_dir: pathlib
         deployed_conf = detector.metadata.conf_threshold
         nms_iou = detector.iou_threshold
         refiner = detector.refiner.spec.model.name if detector.refiner is not None else None
+        precision = detector.precision
     finally:
         detector.close()
     report = {
         'model': str(model), 'export': str(export), 'images': str(images_dir), 'photos': len(photos),
-        'skipped_tasks': skipped, 'backend': choice.backend.name, 'refiner': refiner,
+        'skipped_tasks': skipped, 'backend': choice.backend.name, 'model_precision': precision, 'refiner': refiner,
         'score_threshold': conf_threshold, 'controller_config': str(controller_config),
         **score_photos(preds, photos, names, cmap, min_scores, deployed_conf, nms_iou),
     }
@@ -431,8 +432,9 @@ def format_real_table(report: dict) -> str:
                  f'**{_num(report["mAP50"])}** | | | |')
     lines.append(f'mAP50 of the detections the node publishes alone (score >= {report["conf_threshold"]}): '
                  f'{_num(report["mAP50_deployed"])}')
-    notes = [f'{report["model"]} ({"refiner " + report["refiner"] if report["refiner"] else "no refiner"}) on '
-             f'{report["photos"]} photos of {report["export"]}']
+    precision = f'{report["model_precision"]}, ' if report.get('model_precision') else ''
+    notes = [f'{report["model"]} ({precision}{"refiner " + report["refiner"] if report["refiner"] else "no refiner"}) '
+             f'on {report["photos"]} photos of {report["export"]}']
     if report['ignored_model_classes']:
         notes.append('model classes the labels do not cover (dropped before matching): '
                      + ', '.join(report['ignored_model_classes']))

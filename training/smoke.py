@@ -4,7 +4,8 @@ synthetic data + simulator-view frames + a learnable set (below) -> the ImageNet
 verified -> ultralytics training (a few epochs, 160 px) -> ONNX + metadata (model contract checked) ->
 the ONNX model gives the PyTorch model's outputs -> it detects the learnable set's test signs (mAP50 of
 at least MIN_LEARNED_MAP50) and the same network untrained does not -> speed-limit refiner (crops, 1
-epoch, ONNX, attached to the metadata) -> evaluation through train_fou.vision (detector + refiner) ->
+epoch, ONNX, attached to the metadata) -> INT8 quantisation (the detector's `auto` runs it; it finds the
+FP32 model's detections again) -> evaluation through train_fou.vision (detector + refiner) ->
 Label Studio export of the test split -> import -> evaluation on the imported copy. Everything goes to
 training/runs/smoke-chain/ (ignored by git); models/ is never touched. Exit 0 when every stage worked.
 
@@ -49,6 +50,14 @@ AGREEMENT_IMAGES = 4
 #: largest difference allowed there: class scores (0..1) and box coordinates (input pixels)
 MAX_SCORE_DIFF = 1e-3
 MAX_BOX_DIFF_PX = 0.05
+#: INT8 (training/export.py: quantize_int8) of the export, calibrated on the learnable train split:
+#: the largest mAP50 loss on the learnable test split, and the share of the FP32 detections (score at
+#: least INT8_MATCH_SCORE) the INT8 model must find again (same class, IoU at least INT8_MATCH_IOU)
+INT8_CALIB_IMAGES = 32
+MAX_INT8_MAP50_LOSS = 0.1
+INT8_MATCH_SCORE = 0.5
+INT8_MATCH_IOU = 0.7
+MIN_INT8_MATCHED = 0.9
 
 
 class SmokeError(TrainFouError, RuntimeError):
@@ -135,6 +144,51 @@ def _learned_map50(onnx_path: pathlib.Path, data: pathlib.Path) -> float:
     """mAP50 of the detector alone (no refiner) on the learnable test split, as the node would run it."""
     from training.evaluate import evaluate_model  # noqa: PLC0415
     return float(evaluate_model(onnx_path, data, 'test', refine=False)['mAP50'] or 0.0)
+
+
+def _check_int8(onnx_path: pathlib.Path, data: pathlib.Path, learned: float) -> dict:
+    """Quantise the export; `auto` must then run the INT8 model beside it, which must find the FP32
+    model's detections again and keep its mAP50 on the learnable set. SmokeError otherwise."""
+    import cv2  # noqa: PLC0415
+
+    from train_fou.vision.detector import open_detector  # noqa: PLC0415
+    from training.evaluate import box_iou  # noqa: PLC0415
+    from training.export import Int8Options, quantize_int8  # noqa: PLC0415
+    int8_path, int8_json, quantization = quantize_int8(
+        onnx_path, Int8Options(calib=(data,), split='train', count=INT8_CALIB_IMAGES), command='make train-smoke')
+    meta = json.loads(int8_json.read_text())
+    fp32_meta = json.loads(onnx_path.with_suffix('.json').read_text())
+    if meta.get('precision') != 'int8' or meta.get('refiner') != fp32_meta.get('refiner'):
+        raise SmokeError(f'{int8_json}: precision {meta.get("precision")!r}, refiner {meta.get("refiner")!r} '
+                         f'(expected int8 and the FP32 metadata\'s refiner)')
+    int8, choice = open_detector(onnx_path, backend='auto', refine=False)
+    fp32, _ = open_detector(onnx_path, backend='onnxruntime-cpu', refine=False)
+    confident = matched = 0
+    try:
+        if choice.model != int8_path or int8.precision != 'int8':
+            raise SmokeError(f'backend auto beside {int8_path.name} ran {choice.reason}')
+        for image in split_images(data, 'test'):
+            bgr = cv2.imread(str(image))
+            found = int8.detect(bgr).detections
+            for d in fp32.detect(bgr).detections:
+                if d.score < INT8_MATCH_SCORE:
+                    continue
+                confident += 1
+                matched += any(e.class_id == d.class_id and box_iou(
+                    [d.x1, d.y1, d.x2, d.y2], [e.x1, e.y1, e.x2, e.y2])[0, 0] >= INT8_MATCH_IOU for e in found)
+    finally:
+        int8.close()
+        fp32.close()
+    share = matched / confident if confident else 1.0
+    if share < MIN_INT8_MATCHED:
+        raise SmokeError(f'{int8_path}: finds {matched} of the FP32 model\'s {confident} detections '
+                         f'(score >= {INT8_MATCH_SCORE}, same class, IoU >= {INT8_MATCH_IOU})')
+    int8_map = _learned_map50(int8_path, data)
+    if int8_map < learned - MAX_INT8_MAP50_LOSS:
+        raise SmokeError(f'{int8_path}: mAP50 {int8_map:.3f} on the learnable set, FP32 {learned:.3f} '
+                         f'(at most {MAX_INT8_MAP50_LOSS} lower allowed)')
+    return {'int8_mAP50': round(int8_map, 3), 'int8_matched': f'{matched}/{confident}',
+            'int8_max_score_diff': quantization['agreement']['max_score_diff']}
 
 
 def _untrained_export(init: pathlib.Path, out_dir: pathlib.Path, size: int, cfg) -> pathlib.Path:
@@ -236,6 +290,10 @@ def main() -> int:
     stages['refiner_s'] = round(time.monotonic() - t, 1)
 
     t = time.monotonic()
+    int8 = _check_int8(onnx_path, learnable, learned)
+    stages['int8_s'] = round(time.monotonic() - t, 1)
+
+    t = time.monotonic()
     report = evaluate_model(onnx_path, work / 'data' / 'synth', 'test', out_dir=work / 'eval')
     if set(report['per_class']) != set(CONTRACT_NAMES) or not (work / 'eval' / 'confusion_matrix.png').is_file():
         raise SmokeError(f'evaluation report incomplete: {sorted(report["per_class"])}')
@@ -253,7 +311,7 @@ def main() -> int:
 
     print(json.dumps({'ok': True, 'onnx': str(onnx_path), 'learnable_mAP50': round(learned, 3),
                       'untrained_mAP50': round(untrained, 3), 'onnx_vs_pytorch_max_score_diff': score_diff,
-                      'mAP50': report['mAP50'], **stages,
+                      **int8, 'mAP50': report['mAP50'], **stages,
                       'total_s': round(time.monotonic() - start, 1)}))
     return 0
 

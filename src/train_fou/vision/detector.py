@@ -5,16 +5,19 @@ training workspace's evaluation. Not thread-safe: one detector per thread.
 """
 from __future__ import annotations
 
+import hashlib
 import pathlib
 import time
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
 from train_fou.vision.backends import AUTO, BackendChoice, open_backend
-from train_fou.vision.errors import EngineLoadError, ModelNotFoundError
+from train_fou.vision.errors import EngineLoadError, ModelMetadataError, ModelNotFoundError
 from train_fou.vision.preprocess import Letterboxer, LetterboxInfo
-from train_fou.vision.metadata import ModelMetadata, load_metadata, metadata_path_for
+from train_fou.vision.metadata import (INT8_SUFFIX, ModelMetadata, int8_model_path, load_metadata,
+                                       metadata_path_for)
 from train_fou.vision.postprocess import MAX_DETECTIONS, Detection, decode_yolov8
 from train_fou.vision.refine import Refiner, merge_group_scores
 
@@ -25,6 +28,8 @@ class ModelPaths(NamedTuple):
     onnx: pathlib.Path | None
     engine: pathlib.Path | None
     metadata: pathlib.Path
+    #: <stem>.int8.onnx beside an FP32 ONNX model, when it exists (`auto` prefers it on the CPU)
+    int8: pathlib.Path | None = None
 
 
 def resolve_model_paths(model_path: str | pathlib.Path, engine_path: str | pathlib.Path | None = None,
@@ -32,7 +37,8 @@ def resolve_model_paths(model_path: str | pathlib.Path, engine_path: str | pathl
     """Find the ONNX model, the TensorRT engine and the metadata file for `model_path`.
 
     `model_path` may name the .onnx or the .engine; the other one and the
-    metadata (<stem>.json) are looked up next to it unless given. Raises
+    metadata (<stem>.json) are looked up next to it unless given, and so is the
+    INT8 model (<stem>.int8.onnx) of an FP32 ONNX model. Raises
     ModelNotFoundError naming the path when no model file exists.
     """
     model = pathlib.Path(model_path)
@@ -50,7 +56,46 @@ def resolve_model_paths(model_path: str | pathlib.Path, engine_path: str | pathl
     if not has_onnx and not has_engine:
         raise ModelNotFoundError(f'{model}: model file not found')
     metadata = pathlib.Path(metadata_path) if metadata_path else metadata_path_for(model)
-    return ModelPaths(onnx if has_onnx else None, engine if has_engine else engine, metadata)
+    int8 = int8_model_path(onnx) if has_onnx and not onnx.stem.endswith(INT8_SUFFIX) else None
+    return ModelPaths(onnx if has_onnx else None, engine if has_engine else engine, metadata,
+                      int8 if int8 is not None and int8.is_file() else None)
+
+
+def file_sha256(path: str | pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_int8_model(int8: pathlib.Path, fp32: pathlib.Path,
+                     fp32_meta: ModelMetadata) -> tuple[ModelMetadata | None, str | None]:
+    """The INT8 model's metadata when it may stand in for `fp32`, else (None, why not).
+
+    It must have its own metadata (<stem>.int8.json) saying `precision: int8`, the FP32 model's
+    classes, input size and input name, and name the sha256 of the very FP32 file it was
+    quantised from: an FP32 model exported again without quantising again leaves a stale INT8
+    file, which is then passed over (the FP32 model runs) with an error note.
+    """
+    try:
+        meta = load_metadata(metadata_path_for(int8))
+    except (ModelNotFoundError, ModelMetadataError) as err:
+        return None, str(err)
+    if meta.precision != 'int8':
+        return None, f'{meta.source}: `precision` is {meta.precision!r}, not int8'
+    same = ('names', 'imgsz', 'input_name')
+    differ = [k for k in same if getattr(meta, k) != getattr(fp32_meta, k)]
+    if differ:
+        return None, f'{meta.source}: {", ".join(differ)} differ from {fp32_meta.source}'
+    quantization = meta.extra.get('quantization')
+    source = quantization.get('source_sha256') if isinstance(quantization, Mapping) else None
+    if not isinstance(source, str):
+        return None, f'{meta.source}: no `quantization.source_sha256` naming the FP32 model it was made from'
+    if source != file_sha256(fp32):
+        return None, (f'{int8.name} was quantised from another {fp32.name} (sha256 differs): quantise it '
+                      f'again (python -m training quantize {fp32}) or remove it')
+    return meta, None
 
 
 class DetectionResult(NamedTuple):
@@ -66,7 +111,7 @@ class Detector:
 
     def __init__(self, backend, metadata: ModelMetadata, conf_threshold: float | None = None,
                  iou_threshold: float | None = None, max_detections: int = MAX_DETECTIONS,
-                 refiner: Refiner | None = None):
+                 refiner: Refiner | None = None, precision: str | None = ''):
         if backend.input_hw is not None and tuple(backend.input_hw) != tuple(metadata.imgsz):
             raise EngineLoadError(
                 f'model input is {backend.input_hw[0]}x{backend.input_hw[1]} (h x w) but {metadata.source} '
@@ -78,10 +123,17 @@ class Detector:
         self.max_detections = max_detections
         self.letterboxer = Letterboxer(metadata.imgsz)
         self.refiner = refiner
+        #: 'fp32' or 'int8' (the ONNX model that runs), None for a TensorRT engine
+        self.precision = metadata.precision if precision == '' else precision
 
     @property
     def backend_name(self) -> str:
         return self.backend.name
+
+    @property
+    def description(self) -> str:
+        """The backend and the model's number format: `onnxruntime-cpu int8`, `tensorrt`."""
+        return f'{self.backend.name} {self.precision}' if self.precision else self.backend.name
 
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
         return self.letterboxer(image_bgr)
@@ -128,19 +180,29 @@ def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
                   max_detections: int = MAX_DETECTIONS, refine: bool = True) -> tuple[Detector, BackendChoice]:
     """Resolve the model files, load the metadata and the backend(s), return a ready Detector.
 
-    When the metadata names a refiner (and `refine`), its classifier is opened on
-    the same kind of backend: `<refiner>.engine` beside its ONNX file is used
-    by TensorRT, the ONNX file otherwise.
+    `backend='auto'` runs the INT8 model beside an FP32 ONNX model (<stem>.int8.onnx, see
+    check_int8_model) on the CPU, after TensorRT and CUDA; a named backend runs the file named
+    (`onnxruntime-cpu` on models/signs.onnx: FP32; on models/signs.int8.onnx: INT8). The
+    metadata is then the INT8 model's own. When the metadata names a refiner (and `refine`), its
+    classifier is opened on the same kind of backend: `<refiner>.engine` beside its ONNX file is
+    used by TensorRT, the ONNX file otherwise (always FP32).
     """
     paths = resolve_model_paths(model_path, engine_path, metadata_path)
     metadata = load_metadata(paths.metadata)
+    int8_meta = int8_problem = None
+    if backend == AUTO and paths.int8 is not None and paths.onnx is not None:
+        int8_meta, int8_problem = check_int8_model(paths.int8, paths.onnx, metadata)
     choice = open_backend(backend, paths.onnx, paths.engine, metadata.input_name, metadata.imgsz,
-                          intra_op_threads)
+                          intra_op_threads, int8_path=paths.int8 if int8_meta is not None else None,
+                          int8_problem=int8_problem, onnx_precision=metadata.precision)
+    if int8_meta is not None and choice.model == paths.int8:
+        metadata = int8_meta
     refiner = None
     try:
         if refine and metadata.refiner is not None:
             refiner = open_refiner(metadata, backend)
-        detector = Detector(choice.backend, metadata, conf_threshold, iou_threshold, max_detections, refiner)
+        detector = Detector(choice.backend, metadata, conf_threshold, iou_threshold, max_detections, refiner,
+                            choice.precision)
     except BaseException:
         choice.backend.close()
         if refiner is not None:

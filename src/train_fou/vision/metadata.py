@@ -23,6 +23,10 @@ from train_fou.vision.refine import RefinerSpec, parse_refiner
 
 #: Output layouts the post-processing understands.
 SUPPORTED_FORMATS = ('yolov8',)
+#: Number formats of an ONNX model file (`precision`; absent: fp32). An int8 file is the FP32
+#: model statically quantised (QDQ) by `python -m training quantize`, named <stem>.int8.onnx.
+PRECISIONS = ('fp32', 'int8')
+INT8_SUFFIX = '.int8'
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class ModelMetadata:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: the speed-limit crop classifier that re-reads the detector's limits (vision.refine), if any
     refiner: RefinerSpec | None = None
+    #: number format of the ONNX file (PRECISIONS); an int8 file's `quantization` entry (in
+    #: `extra`) names the FP32 model it came from and its calibration
+    precision: str = 'fp32'
 
     @property
     def num_classes(self) -> int:
@@ -48,6 +55,12 @@ class ModelMetadata:
 def metadata_path_for(model_path: str | pathlib.Path) -> pathlib.Path:
     """models/signs.onnx (or .engine) -> models/signs.json."""
     return pathlib.Path(model_path).with_suffix('.json')
+
+
+def int8_model_path(onnx_path: str | pathlib.Path) -> pathlib.Path:
+    """models/signs.onnx -> models/signs.int8.onnx (where the quantiser writes the INT8 model)."""
+    path = pathlib.Path(onnx_path)
+    return path.with_name(f'{path.stem}{INT8_SUFFIX}.onnx')
 
 
 def _threshold(path: pathlib.Path, data: Mapping[str, Any], key: str, default: float) -> float:
@@ -91,12 +104,16 @@ def parse_metadata(data: Any, path: str | pathlib.Path = '<metadata>') -> ModelM
         raise ModelMetadataError(f'{path}: `input_name` must be a non-empty string, got {input_name!r}')
     refiner = data.get('refiner')
     refiner = None if refiner is None else parse_refiner(refiner, path, names)
-    known = {'format', 'names', 'imgsz', 'input_name', 'conf_threshold', 'iou_threshold', 'refiner'}
+    precision = data.get('precision', 'fp32')
+    if precision not in PRECISIONS:
+        raise ModelMetadataError(f'{path}: `precision` must be one of {", ".join(PRECISIONS)}, got {precision!r}')
+    known = {'format', 'names', 'imgsz', 'input_name', 'conf_threshold', 'iou_threshold', 'refiner', 'precision'}
     return ModelMetadata(
         names=tuple(names), imgsz=(int(imgsz[0]), int(imgsz[1])), format=fmt, input_name=input_name,
         conf_threshold=_threshold(path, data, 'conf_threshold', 0.25),
         iou_threshold=_threshold(path, data, 'iou_threshold', 0.45),
-        source=str(path), extra={k: v for k, v in data.items() if k not in known}, refiner=refiner)
+        source=str(path), extra={k: v for k, v in data.items() if k not in known}, refiner=refiner,
+        precision=precision)
 
 
 def load_metadata(path: str | pathlib.Path) -> ModelMetadata:

@@ -24,6 +24,9 @@ class BackendSpec(NamedTuple):
     model_kind: str  # 'engine' or 'onnx': which model file it runs
     probe: Callable[[], str | None]  # None when usable, else why not
     load: Callable[..., Backend]  # load(path, input_name, input_hw, intra_op_threads)
+    #: under `auto`, try the INT8 model beside the FP32 one first (the CPU's int8 kernels are the
+    #: fast path there; a GPU runs the FP32 model or its engine)
+    prefers_int8: bool = False
 
 
 def _load_ort(name: str):
@@ -42,7 +45,7 @@ BACKENDS: dict[str, BackendSpec] = {
     'onnxruntime-cuda': BackendSpec('onnx', lambda: onnxruntime_backend.probe('onnxruntime-cuda'),
                                     _load_ort('onnxruntime-cuda')),
     'onnxruntime-cpu': BackendSpec('onnx', lambda: onnxruntime_backend.probe('onnxruntime-cpu'),
-                                   _load_ort('onnxruntime-cpu')),
+                                   _load_ort('onnxruntime-cpu'), prefers_int8=True),
 }
 #: Fastest first.
 AUTO_ORDER = ('tensorrt', 'onnxruntime-cuda', 'onnxruntime-cpu')
@@ -61,6 +64,9 @@ class BackendChoice(NamedTuple):
     backend: Backend
     reason: str  # one line: which backend, why, what was skipped
     notes: tuple[Note, ...]
+    model: pathlib.Path | None = None  # the file it runs
+    #: 'fp32' or 'int8' for an ONNX model (as open_backend was told), None for a TensorRT engine
+    precision: str | None = None
 
 
 def _candidates(requested: str) -> tuple[str, ...]:
@@ -71,50 +77,71 @@ def _candidates(requested: str) -> tuple[str, ...]:
     return (requested,)
 
 
+def _attempts(requested: str, table: dict[str, BackendSpec], int8_considered: bool) -> list[tuple[str, str]]:
+    """(backend, model kind) pairs in the order they are tried: under `auto`, the INT8 model
+    first on a backend that prefers it, when one was found beside the FP32 model."""
+    attempts = []
+    for name in _candidates(requested):
+        if requested == AUTO and int8_considered and table[name].prefers_int8:
+            attempts.append((name, 'int8'))
+        attempts.append((name, table[name].model_kind))
+    return attempts
+
+
 def open_backend(requested: str, onnx_path: str | pathlib.Path | None,
                  engine_path: str | pathlib.Path | None, input_name: str = 'images',
                  input_hw: tuple[int, int] | None = None, intra_op_threads: int = 0,
-                 table: dict[str, BackendSpec] | None = None) -> BackendChoice:
+                 table: dict[str, BackendSpec] | None = None, int8_path: str | pathlib.Path | None = None,
+                 int8_problem: str | None = None, onnx_precision: str = 'fp32') -> BackendChoice:
     """Load the requested backend ('auto' = fastest that works) on the configured model files.
 
-    Raises BackendUnavailableError (or ModelNotFoundError / EngineLoadError for an
-    explicitly requested backend) when nothing can run the model.
+    `int8_path`: the INT8 model beside the FP32 one, tried first under `auto` by a backend that
+    prefers it (the CPU); `int8_problem`: why one that exists there cannot be used (an error note,
+    the FP32 model runs). A named backend runs `onnx_path` as it is (`onnx_precision` says what it
+    is, for the reason line). Raises BackendUnavailableError (or ModelNotFoundError / EngineLoadError
+    for an explicitly requested backend) when nothing can run the model.
     """
     table = BACKENDS if table is None else table
     if requested not in (AUTO, *table):
         raise ValueError(f'unknown backend {requested!r}; choose one of: {", ".join((AUTO, *table))}')
     paths = {'onnx': pathlib.Path(onnx_path) if onnx_path else None,
-             'engine': pathlib.Path(engine_path) if engine_path else None}
+             'engine': pathlib.Path(engine_path) if engine_path else None,
+             'int8': pathlib.Path(int8_path) if int8_path else None}
+    precisions = {'onnx': onnx_precision, 'engine': None, 'int8': 'int8'}
     notes: list[Note] = []
-    for name in _candidates(requested):
+    for name, kind in _attempts(requested, table, paths['int8'] is not None or int8_problem is not None):
         spec = table[name]
+        label = f'{name} int8' if precisions[kind] == 'int8' else name
         explicit = name == requested and requested != 'tensorrt'
-        path = paths[spec.model_kind]
+        path = paths[kind]
+        if kind == 'int8' and int8_problem is not None:
+            notes.append(Note(label, 'error', int8_problem))
+            continue
         if path is None or not path.is_file():
             message = f'no {spec.model_kind} file' + (f' at {path}' if path else ' configured')
             if explicit:
                 raise ModelNotFoundError(f'{path}: model file not found' if path else f'{name}: {message}')
-            notes.append(Note(name, 'info', message))
+            notes.append(Note(label, 'info', message))
             continue
         unavailable = spec.probe()
         if unavailable is not None:
             if explicit:
                 raise BackendUnavailableError(f'backend {name} is not available: {unavailable}')
-            notes.append(Note(name, 'info', unavailable))
+            notes.append(Note(label, 'info', unavailable))
             continue
         try:
             backend = spec.load(path, input_name, input_hw, intra_op_threads)
         except (EngineLoadError, BackendUnavailableError) as err:
             if explicit:
                 raise
-            notes.append(Note(name, 'error' if isinstance(err, EngineLoadError) else 'info', str(err)))
+            notes.append(Note(label, 'error' if isinstance(err, EngineLoadError) else 'info', str(err)))
             continue
         why = 'requested' if name == requested else (
             'fastest available' if requested == AUTO else f'fallback for {requested}')
         skipped = '; '.join(f'{n.backend}: ' + ('could not load its model (error above)' if n.level == 'error'
                                                else n.message) for n in notes)
-        reason = f'{name} ({why}, {path})' + (f'; skipped {skipped}' if skipped else '')
-        return BackendChoice(backend, reason, tuple(notes))
+        reason = f'{label} ({why}, {path})' + (f'; skipped {skipped}' if skipped else '')
+        return BackendChoice(backend, reason, tuple(notes), path, precisions[kind])
     detail = '; '.join(f'{n.backend}: {n.message}' for n in notes) or 'no candidates'
     raise BackendUnavailableError(f'no backend can run the model ({detail})')
 
