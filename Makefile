@@ -98,3 +98,38 @@ jetson-check: setup
 test: lint
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# The simulation image (issue 17, docker/README.md), not part of `make test` (minutes, needs an engine):
+# docker/Dockerfile.sim on BASE_IMAGE (Debian bookworm with apt; where no registry is reachable, make
+# one with tools/make_base_image.sh and pass BASE_IMAGE=localhost/debian-bookworm-base:minbase). The
+# build runs `make demo` as its smoke test, then the image's size is printed. The engine is docker when
+# its daemon answers, else podman (CONTAINER_ENGINE=docker|podman to choose). podman builds with
+# chroot isolation and vfs storage by default, which need neither user namespaces, rlimits nor
+# overlayfs (a build in a container or an unprivileged VM); where podman runs containers normally,
+# PODMAN_BUILD_FLAGS= PODMAN_STORAGE_FLAGS= use its own isolation and storage (the base image must be
+# in the same storage).
+.PHONY: image
+IMAGE ?= train_fou:sim
+BASE_IMAGE ?= debian:bookworm-20250520-slim
+IMAGE_PLATFORM ?= linux/amd64
+CONTAINER_ENGINE ?= $(shell if command -v docker >/dev/null && docker info >/dev/null 2>&1; then echo docker; \
+	elif command -v podman >/dev/null; then echo podman; fi)
+PODMAN_STORAGE_FLAGS ?= --storage-driver vfs
+PODMAN_BUILD_FLAGS ?= --isolation chroot
+# A CA bundle for pip behind a TLS-intercepting proxy, handed to the build as a secret (not kept in the
+# image); by default the host's own pip setting, if any.
+BUILD_CA_BUNDLE ?= $(PIP_CERT)
+image:
+	@set -e; engine='$(CONTAINER_ENGINE)'; \
+	case "$$engine" in \
+	  docker) cli=(docker); build=(env DOCKER_BUILDKIT=1 BUILDKIT_PROGRESS=plain docker build);; \
+	  podman) cli=(podman $(PODMAN_STORAGE_FLAGS)); build=("$${cli[@]}" build --format docker $(PODMAN_BUILD_FLAGS));; \
+	  *) echo "make image: no container engine: start docker, or install podman (or set CONTAINER_ENGINE)" >&2; exit 2;; \
+	esac; \
+	secret=(); if [ -n '$(BUILD_CA_BUNDLE)' ]; then secret=(--secret id=pip_cert,src='$(BUILD_CA_BUNDLE)'); fi; \
+	set -x; start=$$SECONDS; \
+	"$${build[@]}" --platform $(IMAGE_PLATFORM) -f docker/Dockerfile.sim -t $(IMAGE) "$${secret[@]}" \
+		--build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg SMOKE_ROS_DOMAIN_ID=$$((RANDOM % 100 + 101)) $(CURDIR); \
+	{ set +x; } 2>/dev/null; \
+	bytes=$$("$${cli[@]}" image inspect --format '{{.Size}}' $(IMAGE)); \
+	echo "make image: $(IMAGE) built with $$engine from $(BASE_IMAGE) in $$((SECONDS - start)) s, $$((bytes / 1000000)) MB"

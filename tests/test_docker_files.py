@@ -1,4 +1,5 @@
-"""The container files cannot be built here (no docker engine): parse and lint them instead."""
+"""The container files, parsed and linted. Building the simulation image (`make image`, minutes,
+needs docker or podman) is not part of the tests: these check what a build relies on."""
 from __future__ import annotations
 
 import pathlib
@@ -91,3 +92,54 @@ def test_hadolint_finds_nothing():
     hadolint = shutil.which('hadolint') or str(pathlib.Path(sys.executable).with_name('hadolint'))
     done = subprocess.run([hadolint, *map(str, DOCKERFILES)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def stages(path: pathlib.Path) -> list[list[tuple[str, str]]]:
+    """The instructions of each FROM stage (what comes before the first FROM is left out)."""
+    out: list[list[tuple[str, str]]] = []
+    for kind, args in instructions(path):
+        if kind == 'FROM':
+            out.append([])
+        if out:
+            out[-1].append((kind, args))
+    return out
+
+
+def test_sim_image_builds_on_a_base_argument_and_smoke_tests_the_demo_in_its_last_stage():
+    path = DOCKER / 'Dockerfile.sim'
+    steps = instructions(path)
+    assert steps[0][0] == 'ARG' and steps[0][1].startswith('BASE_IMAGE=')
+    build, runtime = stages(path)
+    assert all(args.split()[0] == '${BASE_IMAGE}' for kind, args in steps if kind == 'FROM')
+    build_runs = ' '.join(args for kind, args in build if kind == 'RUN')
+    assert 'make setup' in build_runs and 'build-essential' in build_runs and 'python3.11-dev' in build_runs
+    runtime_runs = [args for kind, args in runtime if kind == 'RUN']
+    assert 'make demo' in runtime_runs[-1]          # a failing demo fails the build
+    assert not any('build-essential' in args or 'cmake' in args for args in runtime_runs)
+    copies = [args for kind, args in runtime if kind == 'COPY']
+    assert copies == ['--from=build /train_fou /train_fou']
+
+
+def ignored(path: pathlib.Path) -> set[str]:
+    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith('#')}
+
+
+def test_build_contexts_leave_out_venvs_outputs_data_and_history():
+    root = ignored(ROOT / '.dockerignore')
+    assert {'.git', '.venv', '.venv-train', 'build', 'log', 'out', 'training/datasets', 'training/runs'} <= root
+    for path in DOCKER.glob('Dockerfile.*.dockerignore'):
+        assert ignored(path) == root, path.name     # BuildKit reads these instead of the root file
+
+
+def test_make_image_is_not_part_of_make_test():
+    makefile = (ROOT / 'Makefile').read_text()
+    assert re.search(r'^image:', makefile, re.M)
+    for line in re.findall(r'^test:(.*)$', makefile, re.M):
+        assert 'image' not in line.split()
+
+
+def test_base_image_script_is_executable_bash():
+    script = ROOT / 'tools' / 'make_base_image.sh'
+    assert script.stat().st_mode & 0o111
+    done = subprocess.run(['bash', '-n', str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
