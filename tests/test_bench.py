@@ -10,7 +10,7 @@ import pytest
 from train_fou.bench.compare import measure_ultralytics
 from train_fou.bench.detector import DetectorResult, SoakResult
 from train_fou.bench.e2e import E2eResult
-from train_fou.bench.harness import SerializedFrames, percentile, stamp_ns
+from train_fou.bench.harness import Collector, SerializedFrames, command_source_ns, percentile, stamp_ns
 from train_fou.vision.cdr import parse_image
 
 #: A stand-in for ultralytics: YOLO(...).predict appends its arguments to $FAKE_CALLS, takes no time.
@@ -55,6 +55,58 @@ def test_stamp_ns_reads_the_header_stamp_of_a_serialized_detections_message():
     from train_fou.msg import SignDetectionArray
     msg = SignDetectionArray(header=Header(stamp=Time(sec=1_796_123_003, nanosec=829_574_093), frame_id='cam'))
     assert stamp_ns(serialize_message(msg)) == 1_796_123_003_829_574_093
+
+
+def test_the_command_reader_finds_the_source_stamp_behind_a_header_of_any_frame_id_length():
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Header
+
+    from train_fou.msg import SpeedCommand
+    for frame_id in ('', 'a', 'abcd', 'train_fou_controller'):
+        msg = SpeedCommand(header=Header(stamp=Time(sec=5, nanosec=6), frame_id=frame_id),
+                           source_stamp=Time(sec=1_796_123_003, nanosec=829_574_093), power=-40, brake=True)
+        assert command_source_ns(serialize_message(msg)) == 1_796_123_003_829_574_093
+
+
+def test_the_collector_times_the_first_command_on_each_new_image_only():
+    from builtin_interfaces.msg import Time
+    from rclpy.serialization import serialize_message
+
+    from train_fou.msg import SpeedCommand
+    collector = Collector()
+    for source in (10**18, 10**18, 10**18 + 1, 0):
+        collector.on_command(serialize_message(SpeedCommand(source_stamp=Time(sec=source // 10**9,
+                                                                                 nanosec=source % 10**9))))
+    assert set(collector.command_arrivals) == {10**18, 10**18 + 1} and len(collector.command_latencies) == 2
+    collector.forget_commands()
+    assert not collector.command_arrivals and not collector.command_latencies
+
+
+def test_an_e2e_sample_is_split_into_detector_controller_and_hub():
+    result = E2eResult('x', True, brake_ms=(10.0, 12.0), stages_ms=((8.0, 1.0, 1.0), (9.0, 1.5, 1.5))).fields()
+    assert result['e2e_stage_ms_p50'] == {'detector': 8.5, 'controller': 1.25, 'hub': 1.25}
+    assert 'e2e_stage_ms_p50' not in E2eResult('x', True, brake_ms=(10.0,)).fields()
+
+
+def test_the_node_path_and_the_peer_are_reported_beside_the_node_times():
+    from train_fou.bench.detector import NODE_PATH, PeerResult
+    path = tuple(tuple(float(i + k) for i in range(len(NODE_PATH))) for k in (0, 2))
+    result = DetectorResult('events', 'bench process', raw_ms=(10.0, 10.0), node_ms=(12.0, 14.0),
+                            stages_ms=((0.5, 10.0, 0.25),) * 2, node_frames_lost=0, soak=None,
+                            e2e=E2eResult('skipped'), path_ms=path,
+                            peer=PeerResult(None, ms=(20.0, 30.0), stages_ms=((1.0, 15.0, 2.0),) * 2,
+                                            ultralytics='8.4', python='/venv-train/bin/python'))
+    fields = result.fields()
+    assert fields['node_path_ms_p50'] == {name: i + 1.0 for i, name in enumerate(NODE_PATH)}
+    assert fields['yolo_ros_style_ms_p50'] == 25.0 and fields['yolo_ros_style_ms_p95'] == 29.5
+    assert fields['node_over_yolo_ros_style'] == round(13.0 / 25.0, 4)
+    assert fields['yolo_ros_style_stage_ms_p50'] == {'preprocess': 1.0, 'inference': 15.0, 'postprocess': 2.0}
+    assert result.reasons() == {'e2e': 'skipped'}
+    unmeasured = DetectorResult('events', 'bench process', (1.0,), (2.0,), (), 0, None, E2eResult('skipped'),
+                                peer=PeerResult('measured on ONNX models only'))
+    assert not any(k.startswith('yolo_ros_style') for k in unmeasured.fields())
+    assert unmeasured.reasons() == {'e2e': 'skipped', 'yolo_ros_style': 'measured on ONNX models only'}
 
 
 def test_a_soak_without_answers_reports_only_what_was_sent():

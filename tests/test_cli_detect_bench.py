@@ -165,6 +165,8 @@ def test_bench_times_the_brake_of_each_confirmed_stop_sign_through_the_whole_pip
     assert result['e2e_hub_reported_ms_p50'] > 0  # the hub's own figure for the same brake writes
     assert result['e2e_frames_unanswered'] == 0
     assert '3 stop cycles: 3 clear frames then 2 frames with a stop sign' in result['reasons']['e2e']
+    stages = result['e2e_stage_ms_p50']  # detector -> controller -> hub, split at the bench's own arrivals
+    assert list(stages) == ['detector', 'controller', 'hub'] and stages['detector'] > 0
 
 
 def test_bench_says_why_e2e_is_null_when_no_frame_confirms_a_stop_sign_alone(model, capsys, monkeypatch):
@@ -185,3 +187,36 @@ def test_bench_rejects_an_empty_or_unpaced_e2e_run(model, option):
     done = subprocess.run(TRAIN_FOU + ['bench', '--model', str(model), *option],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and '--e2e-samples must be >= 1' in done.stderr
+
+
+def test_bench_runs_the_node_and_the_peers_on_the_file_the_bare_session_runs(tmp_path, capsys, monkeypatch):
+    """`auto` picks <stem>.int8.onnx on the CPU; the node is given the backend by name, so it must be
+    given that file too (a named backend runs the file named), and so must the peers."""
+    from train_fou.bench import compare, detector as bench_detector
+    from train_fou.bench.detector import DetectorResult
+    from train_fou.bench.e2e import E2eResult
+    from train_fou.vision.detector import file_sha256
+    from train_fou.vision.metadata import int8_model_path
+    (tmp_path / 'models').mkdir()
+    fp32 = make_model(tmp_path / 'models', imgsz=(96, 128))
+    int8 = int8_model_path(fp32)
+    make_model(tmp_path / 'models', name=int8.stem, imgsz=(96, 128))
+    meta = json.loads(fp32.with_suffix('.json').read_text())
+    meta.update(precision='int8', quantization={'source': fp32.name, 'source_sha256': file_sha256(fp32)})
+    int8.with_suffix('.json').write_text(json.dumps(meta))
+    monkeypatch.setitem(sys.modules, 'tensorrt', None)
+    given = {}
+
+    def measured(detector, model_path, frames, options):
+        given['node'] = model_path
+        return DetectorResult('events', 'bench process', (1.0,), (2.0,), (), 0, None, E2eResult('skipped'))
+
+    def ultralytics(model_path, *args):
+        given['ultralytics'] = model_path
+        return compare.UltralyticsResult('not here')
+    monkeypatch.setattr(bench_detector, 'measure_detector', measured)
+    monkeypatch.setattr(compare, 'measure_ultralytics', ultralytics)
+    assert main(['bench', '--model', str(fp32), '--frames', '2', '--warmup', '0', '--size', '320x240', '--json']) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert given == {'node': int8, 'ultralytics': int8}
+    assert result['model'] == str(fp32) and result['model_run'] == str(int8) and result['precision'] == 'int8'

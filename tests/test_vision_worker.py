@@ -148,6 +148,8 @@ def test_a_malformed_frame_is_counted_reported_and_skipped_and_the_next_one_answ
 def test_an_image_that_cannot_be_letterboxed_is_a_bad_frame():
     with Run() as run:
         run.worker.submit(frame(1, image=np.zeros((48, 64), np.float32)))
+        # taken before the next one comes (else it is replaced in the mailbox, never letterboxed)
+        assert wait_until(lambda: run.worker.counters.bad_frames == 1, 10)
         run.worker.submit(frame(2))
         assert [r.sec for r in run.wait_results(1)] == [2]
     assert run.worker.counters.bad_frames == 1
@@ -180,6 +182,21 @@ def test_latency_runs_from_submit_to_the_return_of_on_result_and_leaves_the_anno
         stats = run.worker.stats.snapshot(100.25)
     assert stats['latency_p50_ms'] == pytest.approx(250.0) and stats['last_s'] == 100.25
     assert annotated == results
+
+
+def test_each_answered_frame_reports_its_clock_readings_in_order_after_on_result():
+    ticks = iter(range(100, 1000))
+    published = []
+    with Run(clock=lambda: float(next(ticks)), on_result=lambda r: published.append(r.sec)) as run:
+        timings = []
+        run.worker.on_timing = lambda t: timings.append((t, list(published)))
+        run.worker.submit(frame(4))
+        assert wait_until(lambda: timings, 10)
+    timing, published_then = timings[0]
+    assert (timing.sec, timing.nanosec) == (4, 0) and published_then == [4]
+    readings = [timing.received_s, timing.decoded_s, timing.taken_s, timing.letterboxed_s, timing.inferred_s,
+                timing.published_s]
+    assert readings == sorted(readings) and len(set(readings)) == 6
 
 
 def test_the_detector_is_opened_and_closed_on_the_worker_thread():

@@ -5,8 +5,10 @@
 - detector: bare inference against detector_node over DDS, frame by frame, and the soak;
 - e2e: image stamp -> brake bytes written to the sim hub, through the whole pipeline;
 - compare: another model call by call, and ultralytics predict on the same frames;
-- ultralytics_worker: the program run in the interpreter that has ultralytics.
+- ultralytics_worker: the program run in the interpreter that has ultralytics;
+- yolo_ros_style: the peer node run there too (ultralytics predict in an rclpy callback).
 
-Nothing here imports train_fou.cli. This package's `__init__` and ultralytics_worker import
-nothing of ROS: the worker runs as `python -m train_fou.bench.ultralytics_worker` elsewhere.
+Nothing here imports train_fou.cli. This package's `__init__`, ultralytics_worker and
+yolo_ros_style import nothing of ROS at load time: they run as `python -m train_fou.bench.<name>`
+in the training venv, which has no rclpy (yolo_ros_style borrows the runtime venv's, at run time).
 """

@@ -1,12 +1,21 @@
 """The detector bare (backend.infer on a pre-processed tensor) against detector_node over DDS.
 
 The two alternate frame by frame, so both see the same machine load; a node sample is
-image message published -> detections message received. The soak (frames streamed at a
-camera's rate, latency over time) and the e2e run follow in the same ROS graph.
+image message published -> detections message received. With an interpreter that has
+ultralytics, the yolo_ros-style peer (train_fou.bench.yolo_ros_style, a process of its
+own) gets the same frames, timed the same way, in blocks of PEER_BLOCK frames between the
+blocks of bare and node runs (see PEER_SETTLE_S why not frame by frame). The soak (frames
+streamed at a camera's rate, latency over time) and the e2e run follow in the same ROS graph.
 """
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import pathlib
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 
@@ -16,6 +25,20 @@ from train_fou.bench.harness import SerializedFrames, percentile
 from train_fou.executors import executor_kind
 
 STAGES = ('preprocess', 'inference', 'postprocess')
+#: The node's path, stage by stage, when it runs in the bench process (InferenceWorker.on_timing):
+#: bench publish -> the subscription callback, the callback's header read, the mailbox ->
+#: inference thread hand-off, letterbox, the model and decoding (+ refiner) as the node reports
+#: them, building and publishing the message, its publish -> the bench's callback.
+NODE_PATH = ('dds_in', 'decode', 'hand_off', 'letterbox', 'inference', 'postprocess', 'publish', 'dds_out')
+#: After the peer's frames, before the next bare run: the peer's threads (ultralytics keeps ONNX
+#: Runtime's and torch's defaults) spin-wait for a while after their work, and must not share the
+#: cores with the bare and node runs (a bare run right after a peer frame was 22 ms slower, 3.5 ms
+#: after 50 ms, unaffected after 200 ms: docs/performance.md). Frame by frame that pause would
+#: also cool the peer's threads down before each frame, which a camera's stream never does; in
+#: blocks, each of the peer's frames follows its previous one as in a stream, and the bare and node
+#: runs get quiet cores, while the blocks still share the machine's load drift.
+PEER_SETTLE_S = 0.2
+PEER_BLOCK = 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +52,7 @@ class BenchOptions:
     soak_fps: float = 30.0
     e2e_rate_hz: float = 30.0        #: highest frame rate of the e2e run
     e2e_samples: int = 100           #: timed stop cycles of the e2e run
+    peer_python: str = ''            #: interpreter with ultralytics for the yolo_ros-style peer ('': none)
 
 
 @dataclass(frozen=True)
@@ -42,6 +66,8 @@ class DetectorResult:
     node_frames_lost: int | None                       #: None when the node was skipped
     soak: SoakResult | None
     e2e: E2eResult
+    path_ms: tuple[tuple[float, ...], ...] = ()        #: NODE_PATH per frame (bench process only)
+    peer: PeerResult | None = None                     #: None: not measured, no reason either
 
     def fields(self) -> dict:
         """The bench's fields for these runs (the e2e ones included), without `reasons`."""
@@ -57,69 +83,208 @@ class DetectorResult:
         if self.stages_ms:
             out['node_stage_ms_p50'] = {name: percentile([s[i] for s in self.stages_ms], 50)
                                         for i, name in enumerate(STAGES)}
+        if self.path_ms:
+            out['node_path_ms_p50'] = {name: percentile([s[i] for s in self.path_ms], 50)
+                                       for i, name in enumerate(NODE_PATH)}
         if node_p50 and raw_p50:
             out['node_over_raw'] = round(node_p50 / raw_p50, 4)
             # Paired per frame (both measured back to back): robust to the machine's load drifting.
             out['node_overhead_ms_p50'] = percentile([n - r for n, r in zip(self.node_ms, self.raw_ms)], 50)
+        if self.peer is not None:
+            out.update(self.peer.fields(node_p50))
         return out
 
     def reasons(self) -> dict:
-        return {'e2e': self.e2e.reason}
+        out = {'e2e': self.e2e.reason}
+        if self.peer is not None and self.peer.reason is not None:
+            out['yolo_ros_style'] = self.peer.reason
+        return out
+
+
+@dataclass(frozen=True)
+class PeerResult:
+    """The yolo_ros-style peer on the node's frames (in blocks between the bare and node runs), or only why not."""
+    reason: str | None = None                          #: None when measured
+    ms: tuple[float, ...] = ()                         #: image published -> its detections received
+    stages_ms: tuple[tuple[float, float, float], ...] = ()  #: ultralytics' own, in STAGES order
+    frames_lost: int = 0                               #: frames it did not answer within 10 s
+    ultralytics: str = ''                              #: its version
+    python: str = ''                                   #: the interpreter that ran it
+
+    def fields(self, node_p50: float | None) -> dict:
+        """The bench's yolo_ros_style_* fields; none when not measured."""
+        if self.reason is not None:
+            return {}
+        p50 = percentile(self.ms, 50)
+        out = {'yolo_ros_style_ms_p50': p50, 'yolo_ros_style_ms_p95': percentile(self.ms, 95),
+               'yolo_ros_style_frames_lost': self.frames_lost, 'yolo_ros_style_ultralytics': self.ultralytics,
+               'yolo_ros_style_python': self.python}
+        if self.stages_ms:
+            out['yolo_ros_style_stage_ms_p50'] = {name: percentile([s[i] for s in self.stages_ms], 50)
+                                                  for i, name in enumerate(STAGES)}
+        if p50 and node_p50:
+            out['node_over_yolo_ros_style'] = round(node_p50 / p50, 4)
+        return out
 
 
 def measure_detector(detector, model_path: pathlib.Path, frames, options: BenchOptions) -> DetectorResult:
-    """Bare against node on `frames` (after `options.warmup`), then the soak and the e2e run."""
+    """Bare against node (and the peer) on `frames` (after `options.warmup`), then the soak and the e2e run."""
     with_node = 'node' not in options.skip
     kind = executor_kind(options.executor)
     node_params = {'model_path': str(model_path), 'backend': detector.backend.name,
                    'conf_threshold': float(detector.conf_threshold),
                    'iou_threshold': float(detector.iou_threshold)}
     tensors = [detector.preprocess(frame)[0].copy() for frame in frames]
-    with BenchGraph(kind) as graph:
+    height, width = frames[0].shape[:2]
+    with BenchGraph(kind) as graph, tempfile.TemporaryDirectory(prefix='train_fou_peer_') as scratch:
         graph.start(node_params if with_node else None, options.node_process)
         if with_node:
             graph.wait_for_detector()
+        if graph.detector_node is not None:
+            graph.detector_node.worker.on_timing = graph.collector.on_timing
         messages = SerializedFrames(frames)
-        raw_ms, node_ms, stages = _alternate(detector.backend, tensors, graph, messages, options.warmup, with_node)
+        peer_reason = _start_peer(graph, detector, model_path, options, kind, messages, scratch) \
+            if with_node else None
+        timed = _alternate(detector.backend, tensors, graph, messages, options.warmup, with_node,
+                           with_peer=with_node and peer_reason is None)
+        if graph.detector_node is not None:
+            graph.detector_node.worker.on_timing = None
+        peer = PeerResult('runs beside the node: skipped with it')
+        if with_node:
+            peer = PeerResult(peer_reason) if peer_reason is not None else PeerResult(
+                None, tuple(timed.peer_ms), tuple(timed.peer_stages), len(frames) - len(timed.peer_ms),
+                graph.peer_info.get('ultralytics', ''), graph.peer_info.get('python', ''))
         soaked = None
         if with_node and options.soak_s > 0:
             soaked = soak(graph, messages, options.soak_s, options.soak_fps)
         if 'e2e' in options.skip or not with_node:
             e2e = E2eResult('skipped')
         else:
-            height, width = frames[0].shape[:2]
             e2e = measure_e2e(detector, graph, width, height, options.e2e_rate_hz, options.e2e_samples)
             if graph.callback_errors:
                 e2e = replace(e2e, reason=f'a pipeline callback failed ({len(graph.callback_errors)}x): '
                                           f'{graph.callback_errors[0]}')
-    return DetectorResult(kind, 'own process' if options.node_process else 'bench process', tuple(raw_ms),
-                          tuple(node_ms), tuple(stages), len(frames) - len(node_ms) if with_node else None,
-                          soaked, e2e)
+    return DetectorResult(kind, 'own process' if options.node_process else 'bench process', tuple(timed.raw_ms),
+                          tuple(timed.node_ms), tuple(timed.stages), len(frames) - len(timed.node_ms)
+                          if with_node else None, soaked, e2e, tuple(timed.path_ms), peer)
 
 
-def _alternate(backend, tensors, graph: BenchGraph, messages: SerializedFrames, warmup: int, with_node: bool):
-    """(raw ms, node ms, node stage ms) per measured frame: one bare call, then the same frame to the node."""
-    raw_ms, node_ms, stages = [], [], []
-    for i in range(warmup + len(tensors)):
-        k = i % len(tensors)
-        t0 = time.perf_counter()
-        backend.infer(tensors[k])
-        raw = (time.perf_counter() - t0) * 1e3
-        if not with_node:
-            if i >= warmup:
-                raw_ms.append(raw)
-            continue
-        key = time.time_ns()
-        data = messages.stamped(k, key)
-        t0 = time.perf_counter()
-        graph.publish(data)
-        arrived = graph.collector.wait_for(key, 10.0)
-        if i >= warmup and arrived is not None:
-            raw_ms.append(raw)
-            node_ms.append((arrived[0] - t0) * 1e3)
-            msg = arrived[1]
-            stages.append((msg.preprocess_ms, msg.inference_ms, msg.postprocess_ms))
-    return raw_ms, node_ms, stages
+def peer_python(other_python: str) -> str:
+    """The interpreter for the yolo_ros-style peer: this one when it has ultralytics, else `other_python`."""
+    return sys.executable if importlib.util.find_spec('ultralytics') else other_python
+
+
+def _start_peer(graph: BenchGraph, detector, model_path: pathlib.Path, options: BenchOptions, kind: str,
+                messages: SerializedFrames, scratch: str) -> str | None:
+    """Start the yolo_ros-style peer in `graph` (its first answer on `messages`' first frame); None when it
+    runs, else why it does not."""
+    from train_fou.bench.yolo_ros_style import peer_environment, runtime_site
+    if 'yolo_ros_style' in options.skip:
+        return 'skipped'
+    if model_path.suffix != '.onnx':
+        return 'measured on ONNX models only'
+    python = peer_python(options.peer_python)
+    if not python:
+        return 'needs an interpreter with ultralytics: pass --ultralytics-python (e.g. .venv-train/bin/python)'
+    probe = ('import importlib.util, json, sys; '
+             'print(json.dumps([list(sys.version_info[:2]), importlib.util.find_spec("ultralytics") is not None]))')
+    try:
+        done = subprocess.run([python, '-c', probe], capture_output=True, text=True, timeout=60)
+        version, has_ultralytics = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as err:
+        return f'{python}: cannot run it ({err})'
+    if not has_ultralytics:
+        return f'{python}: ultralytics is not importable there'
+    if tuple(version) != sys.version_info[:2]:
+        return (f'{python} is Python {version[0]}.{version[1]}; this install space\'s rclpy is built for '
+                f'{sys.version_info[0]}.{sys.version_info[1]}')
+    h, w = detector.metadata.imgsz
+    command = [python, '-m', 'train_fou.bench.yolo_ros_style', str(model_path), '--imgsz', str(h), str(w),
+               '--conf', str(detector.conf_threshold), '--iou', str(detector.iou_threshold),
+               '--max-det', str(detector.max_detections), '--names', json.dumps(list(detector.metadata.names)),
+               '--namespace', graph.peer_namespace, '--executor', kind,
+               '--frame-size', str(messages.width), str(messages.height)]
+    env = peer_environment(dict(os.environ, YOLO_CONFIG_DIR=scratch, YOLO_OFFLINE='1'), runtime_site(),
+                           pathlib.Path(sys.prefix))
+    try:
+        graph.start_peer(command, env, lambda key: messages.stamped(0, key))
+    except RuntimeError as err:
+        return f'{python}: {err}'
+    return None
+
+
+@dataclass
+class _Timed:
+    raw_ms: list
+    node_ms: list
+    stages: list
+    path_ms: list
+    peer_ms: list
+    peer_stages: list
+
+
+def _alternate(backend, tensors, graph: BenchGraph, messages: SerializedFrames, warmup: int, with_node: bool,
+               with_peer: bool = False) -> _Timed:
+    """Per measured frame one bare call, then the same frame to the node; with the peer, after every
+    PEER_BLOCK frames the same block to the peer, then PEER_SETTLE_S of quiet."""
+    out = _Timed([], [], [], [], [], [])
+    total = warmup + len(tensors)
+    for first in range(0, total, PEER_BLOCK if with_peer else total):
+        block = range(first, min(first + PEER_BLOCK, total) if with_peer else total)
+        for i in block:
+            _bare_and_node(i, backend, tensors, graph, messages, warmup, with_node, out)
+        if with_peer:
+            for i in block:
+                _peer_frame(i, len(tensors), graph, messages, warmup, out)
+            time.sleep(PEER_SETTLE_S)
+    return out
+
+
+def _bare_and_node(i: int, backend, tensors, graph: BenchGraph, messages: SerializedFrames, warmup: int,
+                   with_node: bool, out: _Timed) -> None:
+    k = i % len(tensors)
+    t0 = time.perf_counter()
+    backend.infer(tensors[k])
+    raw = (time.perf_counter() - t0) * 1e3
+    if not with_node:
+        if i >= warmup:
+            out.raw_ms.append(raw)
+        return
+    collector = graph.collector
+    key = time.time_ns()
+    data = messages.stamped(k, key)
+    t0 = time.perf_counter()
+    graph.publish(data)
+    arrived = collector.wait_for(key, 10.0)
+    timing = collector.wait_timing(key, 1.0) if graph.detector_node is not None and arrived is not None else None
+    if i >= warmup and arrived is not None:
+        out.raw_ms.append(raw)
+        out.node_ms.append((arrived[0] - t0) * 1e3)
+        msg = arrived[1]
+        out.stages.append((msg.preprocess_ms, msg.inference_ms, msg.postprocess_ms))
+        if timing is not None:
+            out.path_ms.append(_path(t0, arrived[0], timing, msg))
+
+
+def _peer_frame(i: int, count: int, graph: BenchGraph, messages: SerializedFrames, warmup: int,
+                out: _Timed) -> None:
+    key = time.time_ns()
+    data = messages.stamped(i % count, key)
+    t0 = time.perf_counter()
+    graph.publish_peer(data)
+    answer = graph.collector.wait_for(key, 10.0)
+    if i >= warmup and answer is not None:
+        out.peer_ms.append((answer[0] - t0) * 1e3)
+        out.peer_stages.append((answer[1].preprocess_ms, answer[1].inference_ms, answer[1].postprocess_ms))
+
+
+def _path(published: float, arrived: float, t, msg) -> tuple[float, ...]:
+    """NODE_PATH in ms from the bench's clock readings and the worker's FrameTiming `t`."""
+    model = (t.inferred_s - t.letterboxed_s) * 1e3
+    return ((t.received_s - published) * 1e3, (t.decoded_s - t.received_s) * 1e3, (t.taken_s - t.decoded_s) * 1e3,
+            (t.letterboxed_s - t.taken_s) * 1e3, min(msg.inference_ms, model),
+            max(model - msg.inference_ms, 0.0), (t.published_s - t.inferred_s) * 1e3,
+            (arrived - t.published_s) * 1e3)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,11 @@ stop frame completes the policy's confirmation, the controller brakes on it, the
 writes the brake; one sample per cycle is that write's time (taken by a listener on the
 virtual hub, in the session thread as the bytes are written) minus the frame's stamp.
 Frames go out at `rate_hz` at most, each after the previous one was answered (no queue
-anywhere), and the confirming frame waits for the brake.
+anywhere), and the confirming frame waits for the brake. While a confirming frame is on its
+way the bench does no Python work of its own beyond its two stamp-reading callbacks (it
+waits on the brake, not on the detections), since it shares the GIL with the pipeline.
+Each sample is split at the bench's own arrivals: detector (stamp -> detections),
+controller (-> its first command on that image), hub (-> the brake bytes).
 """
 from __future__ import annotations
 
@@ -35,6 +39,8 @@ E2E_NODES = ('speed_controller', 'hub_node')
 E2E_POLICY = {'stop_hold_s': 0.05, 'rearm_s': 0.0, 'ramp_up_pct_per_s': 1000.0}
 #: Unmeasured stop cycles first (the controller leaves FAILSAFE, the hub connects).
 E2E_WARMUP_CYCLES = 2
+#: The parts of one e2e sample (E2eResult.stages_ms).
+E2E_STAGES = ('detector', 'controller', 'hub')
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class E2eResult:
     image_to_command_ms: tuple[float, ...] = ()   #: image stamp -> the controller's first command on it
     cycles_without_brake: int = 0                 #: timed cycles with no brake within 1 s
     frames_unanswered: int = 0                    #: frames with no detections within 2 s
+    stages_ms: tuple[tuple[float, float, float], ...] = ()  #: per sample, in E2E_STAGES order
 
     def fields(self) -> dict:
         """The bench's e2e_* and image_to_command_* fields; none when not timed."""
@@ -59,7 +66,9 @@ class E2eResult:
                 'e2e_cycles_without_brake': self.cycles_without_brake,
                 'e2e_frames_unanswered': self.frames_unanswered,
                 'image_to_command_ms_p50': percentile(self.image_to_command_ms, 50),
-                'image_to_command_ms_p99': percentile(self.image_to_command_ms, 99)}
+                'image_to_command_ms_p99': percentile(self.image_to_command_ms, 99),
+                **({'e2e_stage_ms_p50': {name: percentile([s[i] for s in self.stages_ms], 50)
+                                         for i, name in enumerate(E2E_STAGES)}} if self.stages_ms else {})}
 
 
 def _bgr(rgb: np.ndarray) -> np.ndarray:
@@ -167,7 +176,7 @@ def _time_cycles(graph: BenchGraph, hub, listener: BrakeListener, cycle: Seriali
                  samples: int) -> E2eResult:
     """The timed run, its reason left empty; the confirming frame is the cycle's last."""
     collector = graph.collector
-    brake_ms, hub_reported, missed, unanswered = [], [], 0, 0
+    brake_ms, hub_reported, stages, missed, unanswered = [], [], [], 0, 0
     collector.forget_commands()
     deadline = time.monotonic() + 10
     while not hub.session.status.ready and time.monotonic() < deadline:
@@ -179,23 +188,32 @@ def _time_cycles(graph: BenchGraph, hub, listener: BrakeListener, cycle: Seriali
         for i in range(len(cycle)):
             time.sleep(max(0.0, next_t - time.monotonic()))
             stamp = time.time_ns()
+            data = cycle.stamped(i, stamp)
             reported_before = hub.session.status.latency_ms
-            graph.publish(cycle.stamped(i, stamp))
+            t0 = time.perf_counter()
+            graph.publish(data)
             next_t = time.monotonic() + period_s
-            if collector.wait_for(stamp, 2.0) is None:
-                unanswered += 1
             if i < len(cycle) - 1:
+                if collector.wait_arrival(stamp, 2.0) is None:
+                    unanswered += 1
                 continue
-            brake_ns = listener.wait_brake_after(stamp, 1.0)  # the confirming frame
+            brake_ns = listener.wait_brake_after(stamp, 1.0)  # the confirming frame: the brake first
+            arrived = collector.wait_arrival(stamp, 2.0)
+            if arrived is None:
+                unanswered += 1
             if c < E2E_WARMUP_CYCLES:
                 continue
             if brake_ns is None:
                 missed += 1
                 continue
             brake_ms.append((brake_ns - stamp) / 1e6)
+            command_ns = collector.command_arrivals.get(stamp)
+            if arrived is not None and command_ns is not None:
+                detector = (arrived - t0) * 1e3
+                stages.append((detector, (command_ns - stamp) / 1e6 - detector, (brake_ns - command_ns) / 1e6))
             settled = time.monotonic() + 0.1  # the session sets its status just after the write
             while hub.session.status.latency_ms == reported_before and time.monotonic() < settled:
                 time.sleep(0.001)
             hub_reported.append(float(hub.session.status.latency_ms))
     return E2eResult('', True, tuple(brake_ms), tuple(hub_reported), tuple(collector.command_latencies),
-                     missed, unanswered)
+                     missed, unanswered, tuple(stages))

@@ -33,11 +33,21 @@ class BenchGraph:
     kind spins them all in a thread. A callback that raises is recorded in
     `callback_errors` and the run goes on. Leaving runs every node's shutdown hook while
     the executor still spins (the hub brakes), then destroys the nodes and the context.
+
+    A peer detector (`start_peer`: the yolo_ros-style node, a process of its own) gets a
+    namespace of its own, `peer_namespace`, and a second bench node there: its images and
+    detections never meet the detector's, and its answers land in the same `collector`
+    (stamps are unique per frame sent).
     """
 
     def __init__(self, executor: str):
         self.executor_kind = executor
         self.namespace = f'/train_fou_bench_{os.getpid()}'
+        self.peer_namespace = f'{self.namespace}_peer'
+        self.peer_process: subprocess.Popen | None = None
+        self.peer_info: dict = {}
+        self._peer_pub = None
+        self._peer_stderr = None
         self.collector = Collector()
         self.callback_errors: list[str] = []
         self.nodes: list = []
@@ -68,7 +78,8 @@ class BenchGraph:
         self._pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
         bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
                                   qos.RELIABLE, raw=True)
-        bench.create_subscription(SpeedCommand, 'train/speed_command', self.collector.on_command, qos.RELIABLE)
+        bench.create_subscription(SpeedCommand, 'train/speed_command', self.collector.on_command, qos.RELIABLE,
+                                  raw=True)
         self._executor = make_executor(self.executor_kind, context=self.context)
         for node in self.nodes:
             self._executor.add_node(node)
@@ -94,6 +105,72 @@ class BenchGraph:
     def publish(self, data: bytes) -> None:
         self._pub.publish(data)
 
+    def publish_peer(self, data: bytes) -> None:
+        self._peer_pub.publish(data)
+
+    @property
+    def detector_node(self):
+        """The DetectorNode in this process (None: none, or it runs in its own process)."""
+        return next((n for n in self.nodes if isinstance(n, DetectorNode)), None)
+
+    def start_peer(self, command: list[str], env: dict[str, str], probe, timeout_s: float = 300.0) -> None:
+        """Start the peer (`command`, in `peer_namespace`) and wait until it has answered one frame.
+
+        Call after `start`. The peer prints one JSON line with READY_KEY once its model is
+        loaded; that line is kept in `peer_info`. Then `probe(stamp_ns)` (a serialized image)
+        is sent until one is answered: a matched subscription on this side does not yet mean
+        that the peer's reader and writer have matched this side (best effort, volatile).
+        Raises RuntimeError with the end of its stderr when it exits or does not answer within
+        `timeout_s`.
+        """
+        from train_fou.bench.yolo_ros_style import READY_KEY
+        bench = Node('bench', namespace=self.peer_namespace, context=self.context)
+        self._peer_pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
+        bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
+                                  qos.RELIABLE, raw=True)
+        self.nodes.append(bench)
+        self._executor.add_node(bench)
+        self._peer_stderr = open(pathlib.Path(self._scratch.name) / 'peer.stderr', 'w+')  # noqa: SIM115
+        self.peer_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._peer_stderr, text=True,
+                                             env=env)
+        ready = threading.Event()
+
+        def read_stdout(stream) -> None:  # to its end, so that the peer never blocks on a full pipe
+            for line in stream:
+                try:
+                    info = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(info, dict) and info.get(READY_KEY) and not ready.is_set():
+                    self.peer_info = info
+                    ready.set()
+        threading.Thread(target=read_stdout, args=(self.peer_process.stdout,), name='bench_peer_stdout',
+                         daemon=True).start()
+        deadline = time.monotonic() + timeout_s
+
+        def failed(why: str) -> RuntimeError:
+            self._peer_stderr.seek(0)
+            lines = [line for line in self._peer_stderr.read().strip().splitlines() if line.strip()]
+            return RuntimeError(f'{why}: {lines[-1].strip() if lines else "no output"}')
+        while not ready.wait(0.2):
+            if self.peer_process.poll() is not None:
+                raise failed(f'the peer exited with {self.peer_process.returncode}')
+            if time.monotonic() > deadline:
+                raise failed(f'the peer was not ready within {timeout_s:.0f} s')
+        while self._peer_pub.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                raise failed('the peer did not subscribe to its images')
+            time.sleep(0.01)
+        while True:
+            key = time.time_ns()
+            self._peer_pub.publish(probe(key))
+            if self.collector.wait_for(key, 1.0) is not None:
+                return
+            if self.peer_process.poll() is not None:
+                raise failed(f'the peer exited with {self.peer_process.returncode}')
+            if time.monotonic() > deadline:
+                raise failed(f'the peer answered no frame within {timeout_s:.0f} s')
+
     def adopt(self, nodes) -> None:
         """Nodes made in this context: torn down with the graph (not spun yet)."""
         self.nodes.extend(nodes)
@@ -105,6 +182,14 @@ class BenchGraph:
     def close(self) -> None:
         if self.node_process is not None:
             _stop_process(self.node_process)
+        if self.peer_process is not None:
+            self.peer_process.terminate()  # its stdout is read by bench_peer_stdout to the end
+            try:
+                self.peer_process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.peer_process.kill()
+                self.peer_process.wait()
+            self._peer_stderr.close()
         self._scratch.cleanup()
         run_shutdown_hooks(self.nodes)  # while the executor still spins: the hub brakes and publishes its state
         self._stop.set()

@@ -16,7 +16,7 @@ from std_msgs.msg import Header
 
 from train_fou.msg import SignDetectionArray
 from train_fou.nodes.image_msgs import image_msg
-from train_fou.vision.cdr import header_stamp, write_header_stamp
+from train_fou.vision.cdr import CdrReader, header_stamp, write_header_stamp
 
 
 def percentile(values, q: float) -> float | None:
@@ -55,6 +55,7 @@ class SerializedFrames:
 
     def __init__(self, frames):
         self._buffers = [bytearray(serialize_message(image_msg(f, Header(frame_id='bench_camera')))) for f in frames]
+        self.height, self.width = frames[0].shape[:2]
 
     def __len__(self) -> int:
         return len(self._buffers)
@@ -65,14 +66,42 @@ class SerializedFrames:
         return bytes(buffer)
 
 
+def command_source_ns(serialized) -> int:
+    """source_stamp, in nanoseconds, of a serialized train_fou/SpeedCommand (header, then source_stamp)."""
+    reader = CdrReader(serialized)
+    reader.int32('header.stamp.sec')
+    reader.uint32('header.stamp.nanosec')
+    reader.string('header.frame_id')
+    return reader.int32('source_stamp.sec') * 1_000_000_000 + reader.uint32('source_stamp.nanosec')
+
+
 class Collector:
-    """Detections and speed commands from the bench's own subscriptions, with arrival times."""
+    """Detections and speed commands from the bench's own subscriptions, with arrival times.
+
+    Both subscriptions are raw and read only stamps: they share the executor thread and
+    the GIL with the pipeline under test, so they must cost it as little as possible.
+    """
 
     def __init__(self):
         self.cond = threading.Condition()
         self.arrivals: dict[int, tuple[float, bytes]] = {}
+        self.timings: dict[int, object] = {}  #: stamp -> the in-process detector's FrameTiming
         self.command_latencies: list[float] = []
+        self.command_arrivals: dict[int, int] = {}  #: source stamp -> time_ns of its first command
         self._last_source = None
+
+    def on_timing(self, timing) -> None:
+        """InferenceWorker.on_timing of a detector in this process (same perf_counter clock)."""
+        with self.cond:
+            self.timings[timing.sec * 1_000_000_000 + timing.nanosec] = timing
+            self.cond.notify_all()
+
+    def wait_timing(self, key: int, timeout_s: float):
+        """The FrameTiming of the frame stamped `key` (it follows the answer by microseconds), or None."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: key in self.timings, timeout_s):
+                return None
+            return self.timings.pop(key)
 
     def on_detections(self, serialized: bytes) -> None:
         """Raw subscription: the arrival time is taken before anything is deserialized."""
@@ -82,11 +111,22 @@ class Collector:
             self.arrivals[key] = (now, serialized)
             self.cond.notify_all()
 
-    def on_command(self, msg) -> None:
-        source = msg.source_stamp.sec * 1_000_000_000 + msg.source_stamp.nanosec
+    def on_command(self, serialized: bytes) -> None:
+        """Raw subscription to the controller's commands: the first one on each new image is timed."""
+        now = time.time_ns()
+        source = command_source_ns(serialized)
         if source and source != self._last_source:  # the first command decided on a new image
-            self.command_latencies.append((time.time_ns() - source) / 1e6)
+            with self.cond:
+                self.command_latencies.append((now - source) / 1e6)
+                self.command_arrivals[source] = now
         self._last_source = source
+
+    def wait_arrival(self, key: int, timeout_s: float) -> float | None:
+        """Arrival perf_counter of the detections of the frame stamped `key` (not deserialized), or None."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: key in self.arrivals, timeout_s):
+                return None
+            return self.arrivals.pop(key)[0]
 
     def wait_for(self, key: int, timeout_s: float):
         """(arrival perf_counter, SignDetectionArray) of the frame stamped `key`, or None."""
@@ -105,7 +145,9 @@ class Collector:
     def forget_arrivals(self) -> None:
         with self.cond:
             self.arrivals.clear()
+            self.timings.clear()
 
     def forget_commands(self) -> None:
         with self.cond:
             self.command_latencies.clear()
+            self.command_arrivals.clear()

@@ -7,8 +7,12 @@
   image_to_command_ms: image stamp -> the controller's first command on it;
 - ultralytics_ms: ultralytics predict on the same model and frames, here or in another
   interpreter (--ultralytics-python, e.g. the training venv);
+- yolo_ros_style_ms: a node shaped like mgonzs13/yolo_ros (ultralytics predict in the
+  subscription callback) in that interpreter, on the node's frames over the same DDS path,
+  each frame right after the node (node_over_yolo_ros_style);
+- node_path_ms_p50: where node_ms goes, stage by stage (the node in the bench process);
 - baseline_raw_ms (--baseline M): another model's bare inference, call by call beside the model's own.
-Raw and node alternate frame by frame. A null figure's cause is in `reasons`.
+Raw, node (and the peer) alternate frame by frame. A null figure's cause is in `reasons`.
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--e2e-samples', type=int, default=100,
                         help='timed stop-sign cycles of the pipeline run (default: %(default)s)')
     parser.add_argument('--ultralytics-python', default=os.environ.get('TRAIN_FOU_ULTRALYTICS_PYTHON', ''),
-                        metavar='PYTHON', help='interpreter with ultralytics when this one lacks it '
+                        metavar='PYTHON', help='interpreter with ultralytics when this one lacks it, for the '
+                                               'ultralytics and yolo_ros-style runs '
                                                '(default: $TRAIN_FOU_ULTRALYTICS_PYTHON)')
     parser.add_argument('--soak-s', type=float, default=0.0, metavar='S',
                         help='also stream frames to the node for S seconds and report latency over time')
@@ -47,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--baseline', default=None, metavar='MODEL',
                         help='another ONNX model whose bare inference is timed beside the model\'s own, '
                              'call by call (raw_over_baseline in the results)')
-    parser.add_argument('--skip', default='', help='comma-separated parts to skip: node, e2e, ultralytics')
+    parser.add_argument('--skip', default='',
+                        help='comma-separated parts to skip: node, e2e, ultralytics, yolo_ros_style')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
     add_executor_argument(parser)
 
@@ -72,15 +78,19 @@ def run(args: argparse.Namespace) -> int:
         from train_fou.paths import default_model
         model_path = default_model()
     print(f'backend: {choice.reason}', file=sys.stderr)
+    # The node, the peer and ultralytics run the file the bare session runs (`auto` may have chosen
+    # <stem>.int8.onnx on the CPU, and the node is given the backend by name, which runs the file named).
+    run_path = pathlib.Path(choice.model) if choice.model is not None else model_path
     frames, source = make_frames(min(args.frames, 50), width, height)
     frames = [frames[i % len(frames)] for i in range(args.frames)]
     result: dict = {'raw_session_ms_p50': None, 'node_ms_p50': None, 'e2e_ms_p50': None, 'e2e_ms_p99': None,
-                    'ultralytics_ms_p50': None, 'backend': choice.backend.name,
-                    'imgsz': list(detector.metadata.imgsz), 'model': str(model_path), 'frames': args.frames,
+                    'ultralytics_ms_p50': None, 'yolo_ros_style_ms_p50': None, 'backend': choice.backend.name,
+                    'imgsz': list(detector.metadata.imgsz), 'model': str(model_path), 'model_run': str(run_path),
+                    'precision': detector.precision, 'frames': args.frames,
                     'frame_size': [width, height], 'frames_source': source, 'reasons': {}}
     options = BenchOptions(warmup=args.warmup, executor=args.executor, node_process=args.node_process, skip=skip,
                            soak_s=args.soak_s, soak_fps=args.soak_fps, e2e_rate_hz=args.e2e_rate,
-                           e2e_samples=args.e2e_samples)
+                           e2e_samples=args.e2e_samples, peer_python=args.ultralytics_python)
     try:
         if args.baseline:
             baseline, _ = open_cli_detector(args.baseline, choice.backend.name)
@@ -90,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                 baseline.close()
             result['baseline'] = str(args.baseline)
             result.update(compared.fields())
-        measured = measure_detector(detector, model_path, frames, options)
+        measured = measure_detector(detector, run_path, frames, options)
     finally:
         detector.close()
     result.update(measured.fields())
@@ -98,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if 'ultralytics' in skip:
         result['reasons']['ultralytics'] = 'skipped'
     else:
-        foreign = measure_ultralytics(model_path, frames[:min(len(frames), 100)], detector, args.warmup,
+        foreign = measure_ultralytics(run_path, frames[:min(len(frames), 100)], detector, args.warmup,
                                       args.ultralytics_python)
         result.update(foreign.fields())
         result['reasons'].update(foreign.reasons())

@@ -59,7 +59,25 @@ class _Pending(NamedTuple):
     fields: Any  # sec, nanosec, frame_id of the source header
     image: np.ndarray  # BGR (a view into the serialized message for bgr8)
     received_s: float  # clock() when submitted
-    decode_ms: float
+    decoded_s: float  # clock() when it was put into the mailbox
+
+
+class FrameTiming(NamedTuple):
+    """`clock()` readings (seconds) along one answered frame, for a caller that shares the clock.
+
+    Consecutive differences are the stages: decode (the callback), hand-off (mailbox ->
+    inference thread), letterbox, detector.infer (inference, decoding, refiner), on_result
+    (building and publishing the message).
+    """
+
+    sec: int
+    nanosec: int
+    received_s: float  # submit was called
+    decoded_s: float  # the frame was in the mailbox
+    taken_s: float  # the inference thread took it
+    letterboxed_s: float
+    inferred_s: float  # detector.infer returned
+    published_s: float  # on_result returned
 
 
 class InferenceResult(NamedTuple):
@@ -115,6 +133,8 @@ class InferenceWorker:
         self._load_error: BaseException | None = None
         self.detector = None  #: the loaded Detector (thresholds may be changed live), None before
         self.choice = None  #: the BackendChoice: which backend and why, None before
+        #: called with each answered frame's FrameTiming after on_result (a bench's probe; None: off)
+        self.on_timing: Callable[[FrameTiming], None] | None = None
         self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -149,7 +169,7 @@ class InferenceWorker:
         except Exception as err:  # never let a frame take the caller (the executor) down
             self._problem('errors', f'cannot read an image message: {err}')
             return
-        self._slot.put(_Pending(fields, image, received, (self.clock() - received) * 1e3))
+        self._slot.put(_Pending(fields, image, received, self.clock()))
         time.sleep(0)  # hand the GIL to the inference thread now, not after the executor's next wait
 
     # --- what it has done ---------------------------------------------------------------------
@@ -196,23 +216,29 @@ class InferenceWorker:
             detector.close()
 
     def _process(self, detector, boxer: Letterboxer, frame: _Pending) -> None:
-        started = self.clock()
+        clock = self.clock
+        taken = clock()
         try:
             tensor, info = boxer(frame.image)
         except Exception as err:
             self._problem('bad_frames', f'skipping an image that cannot be letterboxed: {err}')
             return
-        preprocess_ms = frame.decode_ms + (self.clock() - started) * 1e3
+        letterboxed = clock()
+        preprocess_ms = (frame.decoded_s - frame.received_s + letterboxed - taken) * 1e3
         try:
             detections, inference_ms, postprocess_ms = detector.infer(tensor, info, frame.image)
         except Exception as err:  # a model/backend fault: report, skip the frame, keep serving
             self._problem('errors', f'inference failed: {err}')
             return
+        inferred = clock()
         fields = frame.fields
         result = InferenceResult(fields.sec, fields.nanosec, fields.frame_id, frame.image, detections,
                                  preprocess_ms, inference_ms, postprocess_ms, self._slot.dropped)
         self._on_result(result)
-        done = self.clock()
+        done = clock()
         self.stats.add(done, (done - frame.received_s) * 1e3)
+        if self.on_timing is not None:
+            self.on_timing(FrameTiming(fields.sec, fields.nanosec, frame.received_s, frame.decoded_s, taken,
+                                       letterboxed, inferred, done))
         if self._on_annotate is not None:
             self._on_annotate(result)
