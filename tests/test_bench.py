@@ -133,9 +133,13 @@ def test_an_e2e_run_that_was_not_timed_gives_only_its_reason():
 def test_without_the_node_only_the_bare_times_are_reported():
     result = DetectorResult('events', 'bench process', raw_ms=(1.0, 3.0), node_ms=(), stages_ms=(),
                             node_frames_lost=None, soak=None, e2e=E2eResult('skipped'))
-    assert result.fields() == {'executor': 'events', 'node_in': 'bench process', 'raw_session_ms_p50': 2.0,
-                               'raw_session_ms_p95': 2.9, 'node_ms_p50': None, 'node_ms_p95': None}
+    assert result.fields() == {'executor': 'events', 'node_in': 'bench process', 'raw_input': 'float32',
+                               'raw_session_ms_p50': 2.0, 'raw_session_ms_p95': 2.9, 'node_ms_p50': None,
+                               'node_ms_p95': None}
     assert result.reasons() == {'e2e': 'skipped'}
+    as_bytes = DetectorResult('events', 'bench process', (1.0,), (), (), None, None, E2eResult('skipped'),
+                              raw_input='uint8')
+    assert as_bytes.fields()['raw_input'] == 'uint8'  # raw then includes the in-graph normalisation
 
 
 def test_node_times_are_compared_with_the_bare_ones_frame_by_frame():

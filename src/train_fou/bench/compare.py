@@ -37,8 +37,8 @@ class BaselineResult:
 
 def measure_baseline(detector, baseline, frames, warmup: int) -> BaselineResult:
     """Bare inference of `detector` and `baseline` on the same frames, alternating call by call."""
-    own = [detector.preprocess(frame)[0].copy() for frame in frames]
-    other = [baseline.preprocess(frame)[0].copy() for frame in frames]
+    own = [detector.prepare(frame)[0].copy() for frame in frames]  # each backend's own input type
+    other = [baseline.prepare(frame)[0].copy() for frame in frames]
     own_ms, other_ms = [], []
     for i in range(warmup + len(frames)):
         k = i % len(frames)

@@ -1,5 +1,9 @@
 """The detector bare (backend.infer on a pre-processed tensor) against detector_node over DDS.
 
+The bare run feeds the backend the tensor type it takes (`raw_input`): on the CPU that is the
+letterbox's uint8 bytes, and the raw time then includes the normalisation the model does in its
+graph (vision/backends/onnxruntime_backend.with_uint8_input).
+
 The two alternate frame by frame, so both see the same machine load; a node sample is
 image message published -> detections message received. With an interpreter that has
 ultralytics, the yolo_ros-style peer (train_fou.bench.yolo_ros_style, a process of its
@@ -68,10 +72,13 @@ class DetectorResult:
     e2e: E2eResult
     path_ms: tuple[tuple[float, ...], ...] = ()        #: NODE_PATH per frame (bench process only)
     peer: PeerResult | None = None                     #: None: not measured, no reason either
+    #: what the bare run fed the backend: 'uint8' (the CPU's; raw then includes the in-graph
+    #: DequantizeLinear (k / 255) that the float path's letterbox did) or 'float32'
+    raw_input: str = 'float32'
 
     def fields(self) -> dict:
         """The bench's fields for these runs (the e2e ones included), without `reasons`."""
-        out: dict = {'executor': self.executor, 'node_in': self.node_in}
+        out: dict = {'executor': self.executor, 'node_in': self.node_in, 'raw_input': self.raw_input}
         if self.node_frames_lost is not None:
             out['node_frames_lost'] = self.node_frames_lost
         if self.soak is not None:
@@ -134,7 +141,8 @@ def measure_detector(detector, model_path: pathlib.Path, frames, options: BenchO
     node_params = {'model_path': str(model_path), 'backend': detector.backend.name,
                    'conf_threshold': float(detector.conf_threshold),
                    'iou_threshold': float(detector.iou_threshold)}
-    tensors = [detector.preprocess(frame)[0].copy() for frame in frames]
+    # the backend's own input, as the node letterboxes it (uint8 on the CPU: normalised in the graph)
+    tensors = [detector.prepare(frame)[0].copy() for frame in frames]
     height, width = frames[0].shape[:2]
     with BenchGraph(kind) as graph, tempfile.TemporaryDirectory(prefix='train_fou_peer_') as scratch:
         graph.start(node_params if with_node else None, options.node_process)
@@ -166,7 +174,8 @@ def measure_detector(detector, model_path: pathlib.Path, frames, options: BenchO
                                           f'{graph.callback_errors[0]}')
     return DetectorResult(kind, 'own process' if options.node_process else 'bench process', tuple(timed.raw_ms),
                           tuple(timed.node_ms), tuple(timed.stages), len(frames) - len(timed.node_ms)
-                          if with_node else None, soaked, e2e, tuple(timed.path_ms), peer)
+                          if with_node else None, soaked, e2e, tuple(timed.path_ms), peer,
+                          str(tensors[0].dtype))
 
 
 def peer_python(other_python: str) -> str:

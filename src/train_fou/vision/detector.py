@@ -22,6 +22,11 @@ from train_fou.vision.postprocess import MAX_DETECTIONS, Detection, decode_yolov
 from train_fou.vision.refine import Refiner, merge_group_scores
 
 ENGINE_SUFFIXES = ('.engine', '.plan')
+#: the CPU backend takes uint8 and normalises in its graph (one DequantizeLinear): letterbox -0.2 to
+#: -0.3 ms against +0.22 ms in the session for the FP32 model (about even), the INT8 model 0.5 ms
+#: faster in all (ONNX Runtime merges it into the model's first QuantizeLinear); outputs bit-identical
+#: (docs/performance.md, issue 15). The refiner's crops stay float.
+UINT8_INPUT = True
 
 
 class ModelPaths(NamedTuple):
@@ -121,7 +126,11 @@ class Detector:
         self.conf_threshold = metadata.conf_threshold if conf_threshold is None else conf_threshold
         self.iou_threshold = metadata.iou_threshold if iou_threshold is None else iou_threshold
         self.max_detections = max_detections
-        self.letterboxer = Letterboxer(metadata.imgsz)
+        #: what the backend takes: uint8 (the CPU's, normalised in its graph) or float32 0..1
+        self.input_dtype = np.dtype(getattr(backend, 'input_dtype', np.float32))
+        #: the backend's own input (detect, the node's worker); `preprocess` keeps the float tensor
+        self.letterboxer = Letterboxer(metadata.imgsz, self.input_dtype)
+        self._float_letterboxer: Letterboxer | None = None
         self.refiner = refiner
         #: 'fp32' or 'int8' (the ONNX model that runs), None for a TensorRT engine
         self.precision = metadata.precision if precision == '' else precision
@@ -136,6 +145,16 @@ class Detector:
         return f'{self.backend.name} {self.precision}' if self.precision else self.backend.name
 
     def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        """The float32 0..1 network tensor, whatever the backend takes (`infer` accepts it; a caller
+        may feed it to another network, as the training smoke feeds PyTorch). Not the fast path."""
+        if self.input_dtype == np.float32:
+            return self.letterboxer(image_bgr)
+        if self._float_letterboxer is None:
+            self._float_letterboxer = Letterboxer(self.metadata.imgsz)
+        return self._float_letterboxer(image_bgr)
+
+    def prepare(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
+        """The backend's own input (`input_dtype`): what `detect` and the node run, and the bench times."""
         return self.letterboxer(image_bgr)
 
     def infer(self, tensor: np.ndarray, info: LetterboxInfo,
@@ -177,7 +196,8 @@ def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
                   engine_path: str | pathlib.Path | None = None,
                   metadata_path: str | pathlib.Path | None = None, conf_threshold: float | None = None,
                   iou_threshold: float | None = None, intra_op_threads: int = 0,
-                  max_detections: int = MAX_DETECTIONS, refine: bool = True) -> tuple[Detector, BackendChoice]:
+                  max_detections: int = MAX_DETECTIONS, refine: bool = True,
+                  uint8_input: bool = UINT8_INPUT) -> tuple[Detector, BackendChoice]:
     """Resolve the model files, load the metadata and the backend(s), return a ready Detector.
 
     `backend='auto'` runs the INT8 model beside an FP32 ONNX model (<stem>.int8.onnx, see
@@ -185,7 +205,8 @@ def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
     (`onnxruntime-cpu` on models/signs.onnx: FP32; on models/signs.int8.onnx: INT8). The
     metadata is then the INT8 model's own. When the metadata names a refiner (and `refine`), its
     classifier is opened on the same kind of backend: `<refiner>.engine` beside its ONNX file is
-    used by TensorRT, the ONNX file otherwise (always FP32).
+    used by TensorRT, the ONNX file otherwise (always FP32). `uint8_input`: the CPU backend takes
+    the letterbox's bytes and normalises them in its graph (faster; the GPUs' backends take float).
     """
     paths = resolve_model_paths(model_path, engine_path, metadata_path)
     metadata = load_metadata(paths.metadata)
@@ -194,7 +215,8 @@ def open_detector(model_path: str | pathlib.Path, backend: str = AUTO,
         int8_meta, int8_problem = check_int8_model(paths.int8, paths.onnx, metadata)
     choice = open_backend(backend, paths.onnx, paths.engine, metadata.input_name, metadata.imgsz,
                           intra_op_threads, int8_path=paths.int8 if int8_meta is not None else None,
-                          int8_problem=int8_problem, onnx_precision=metadata.precision)
+                          int8_problem=int8_problem, onnx_precision=metadata.precision,
+                          uint8_input=uint8_input)
     if int8_meta is not None and choice.model == paths.int8:
         metadata = int8_meta
     refiner = None

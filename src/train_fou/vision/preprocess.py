@@ -12,6 +12,11 @@ converted to float32 straight into its channel of the tensor in reversed order
 are each a SIMD pass, faster than one mixed uint8 x float32 multiply and far
 faster than one strided NumPy multiply over the transposed image, with
 bit-identical values (docs/performance.md).
+
+`Letterboxer(dst_hw, np.uint8)` writes the same pixels as bytes (0..255, pad 114) for a backend
+that normalises in its graph (the CPU's, onnxruntime_backend.with_uint8_input): the split planes
+are the tensor's channels themselves when the interior spans whole rows (a 4:3 frame into a
+square input), else they are copied in (uint8 -> uint8); no float pass at all.
 """
 from __future__ import annotations
 
@@ -61,27 +66,34 @@ class Letterboxer:
     """Reusable pre-processor for one network input size (height, width).
 
     `__call__` returns the same tensor object every time, overwritten in place:
-    copy it if you keep it past the next call.
+    copy it if you keep it past the next call. `dtype` float32 (0..1) or uint8 (0..255).
     """
 
-    def __init__(self, dst_hw: tuple[int, int]):
+    def __init__(self, dst_hw: tuple[int, int], dtype=np.float32):
         self.dst_hw = (int(dst_hw[0]), int(dst_hw[1]))
-        self.tensor = np.empty((1, 3, *self.dst_hw), dtype=np.float32)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.uint8):
+            raise ValueError(f'letterbox dtype must be float32 or uint8, got {self.dtype}')
+        self.tensor = np.empty((1, 3, *self.dst_hw), dtype=self.dtype)
         self._geometry: tuple[int, int] | None = None
         self._info: LetterboxInfo | None = None
         self._resized_wh = (0, 0)
         self._resized: np.ndarray | None = None  # the resized BGR image (None: no resize needed)
         self._planes: list[np.ndarray] = []  # B, G, R uint8 planes of the resized image
         self._channels: list[np.ndarray] = []  # tensor interiors of R, G, B... in B, G, R order
+        self._split_into_channels = False  # uint8, interior contiguous: split writes the tensor itself
 
     def _prepare(self, src_hw: tuple[int, int]) -> None:
         info, new_w, new_h = letterbox_geometry(src_hw, self.dst_hw)
-        self.tensor.fill(PAD_VALUE * float(_SCALE))
+        as_bytes = self.dtype == np.uint8
+        self.tensor.fill(PAD_VALUE if as_bytes else PAD_VALUE * float(_SCALE))
         interior = self.tensor[0, :, info.pad_y:info.pad_y + new_h, info.pad_x:info.pad_x + new_w]
         needs_resize = (new_w, new_h) != (info.src_width, info.src_height)
         self._resized = np.empty((new_h, new_w, 3), np.uint8) if needs_resize else None
-        self._planes = [np.empty((new_h, new_w), np.uint8) for _ in range(3)]
         self._channels = [interior[2], interior[1], interior[0]]  # plane b -> channel 2 (RGB order)
+        self._split_into_channels = as_bytes and all(c.flags.c_contiguous for c in self._channels)
+        self._planes = (self._channels if self._split_into_channels
+                        else [np.empty((new_h, new_w), np.uint8) for _ in range(3)])
         self._geometry, self._info, self._resized_wh = src_hw, info, (new_w, new_h)
 
     def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxInfo]:
@@ -95,6 +107,12 @@ class Letterboxer:
             image_bgr = resized
         # Into the reused planes (same shape and type: written in place; the returned list is them).
         planes = cv2.split(image_bgr, self._planes)
+        if self._split_into_channels:
+            return self.tensor, self._info
+        if self.dtype == np.uint8:
+            for plane, channel in zip(planes, self._channels):
+                np.copyto(channel, plane)
+            return self.tensor, self._info
         for plane, channel in zip(planes, self._channels):
             np.copyto(channel, plane, casting='unsafe')  # uint8 -> float32, exact
             np.multiply(channel, _SCALE, out=channel)  # -> 0..1 in place, no temporaries

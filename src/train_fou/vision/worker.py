@@ -201,7 +201,8 @@ class InferenceWorker:
             self._load_error = err
             self._ready.set()
             return
-        boxer = Letterboxer(detector.metadata.imgsz)  # this thread's: one tensor, reused every frame
+        # this thread's: one tensor in the backend's input type (uint8 on the CPU), reused every frame
+        boxer = Letterboxer(detector.metadata.imgsz, getattr(detector, 'input_dtype', np.float32))
         self.detector, self.choice = detector, choice
         self._ready.set()
         try:

@@ -27,11 +27,15 @@ class BackendSpec(NamedTuple):
     #: under `auto`, try the INT8 model beside the FP32 one first (the CPU's int8 kernels are the
     #: fast path there; a GPU runs the FP32 model or its engine)
     prefers_int8: bool = False
+    #: load(...) of a backend taking the letterbox's uint8 bytes (normalised in the graph), used when
+    #: the caller asks for `uint8_input`; None: this backend takes float32 only
+    load_uint8: Callable[..., Backend] | None = None
 
 
-def _load_ort(name: str):
+def _load_ort(name: str, uint8_input: bool = False):
     def load(path, input_name, input_hw, intra_op_threads):
-        return onnxruntime_backend.OnnxRuntimeBackend(path, input_name, name, intra_op_threads)
+        return onnxruntime_backend.OnnxRuntimeBackend(path, input_name, name, intra_op_threads,
+                                                      uint8_input=uint8_input)
     return load
 
 
@@ -45,7 +49,8 @@ BACKENDS: dict[str, BackendSpec] = {
     'onnxruntime-cuda': BackendSpec('onnx', lambda: onnxruntime_backend.probe('onnxruntime-cuda'),
                                     _load_ort('onnxruntime-cuda')),
     'onnxruntime-cpu': BackendSpec('onnx', lambda: onnxruntime_backend.probe('onnxruntime-cpu'),
-                                   _load_ort('onnxruntime-cpu'), prefers_int8=True),
+                                   _load_ort('onnxruntime-cpu'), prefers_int8=True,
+                                   load_uint8=_load_ort('onnxruntime-cpu', uint8_input=True)),
 }
 #: Fastest first.
 AUTO_ORDER = ('tensorrt', 'onnxruntime-cuda', 'onnxruntime-cpu')
@@ -92,13 +97,16 @@ def open_backend(requested: str, onnx_path: str | pathlib.Path | None,
                  engine_path: str | pathlib.Path | None, input_name: str = 'images',
                  input_hw: tuple[int, int] | None = None, intra_op_threads: int = 0,
                  table: dict[str, BackendSpec] | None = None, int8_path: str | pathlib.Path | None = None,
-                 int8_problem: str | None = None, onnx_precision: str = 'fp32') -> BackendChoice:
+                 int8_problem: str | None = None, onnx_precision: str = 'fp32',
+                 uint8_input: bool = False) -> BackendChoice:
     """Load the requested backend ('auto' = fastest that works) on the configured model files.
 
     `int8_path`: the INT8 model beside the FP32 one, tried first under `auto` by a backend that
     prefers it (the CPU); `int8_problem`: why one that exists there cannot be used (an error note,
     the FP32 model runs). A named backend runs `onnx_path` as it is (`onnx_precision` says what it
-    is, for the reason line). Raises BackendUnavailableError (or ModelNotFoundError / EngineLoadError
+    is, for the reason line). `uint8_input`: a backend that can (the CPU) is loaded to take the
+    letterbox's uint8 bytes (its `input_dtype`); the others take float32 as always.
+    Raises BackendUnavailableError (or ModelNotFoundError / EngineLoadError
     for an explicitly requested backend) when nothing can run the model.
     """
     table = BACKENDS if table is None else table
@@ -130,7 +138,8 @@ def open_backend(requested: str, onnx_path: str | pathlib.Path | None,
             notes.append(Note(label, 'info', unavailable))
             continue
         try:
-            backend = spec.load(path, input_name, input_hw, intra_op_threads)
+            load = spec.load_uint8 if uint8_input and spec.load_uint8 is not None else spec.load
+            backend = load(path, input_name, input_hw, intra_op_threads)
         except (EngineLoadError, BackendUnavailableError) as err:
             if explicit:
                 raise
