@@ -7,7 +7,8 @@ import sys
 import pytest
 
 PURE_PACKAGES = ['train_fou.yamlio', 'train_fou.vision', 'train_fou.policy', 'train_fou.lwp3', 'train_fou.hub',
-                 'train_fou.sim', 'train_fou.render', 'train_fou.params', 'train_fou.monitoring']
+                 'train_fou.sim', 'train_fou.render', 'train_fou.params', 'train_fou.monitoring',
+                 'train_fou.replay_summary']
 #: Modules allowed to import ROS: none of the pure packages' modules.
 ALLOWED = set()
 #: train_fou.bench may import rclpy and the nodes, as the CLI does, but not the CLI; these of its
