@@ -2,7 +2,6 @@
 slows nothing, a port that is taken is one clear line."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -18,7 +17,7 @@ from train_fou.executors import make_executor, spin_until
 from train_fou.monitoring.errors import MonitoringError
 from train_fou.nodes.runner import create_nodes, destroy_nodes
 
-from helpers.foxglove_client import FoxgloveClient
+from helpers.foxglove_client import FoxgloveClient, taken_port
 from helpers.waiting import LIVENESS_S, wait_until
 
 LOCAL = {'host': '127.0.0.1', 'port': 0}
@@ -103,10 +102,7 @@ def test_a_viewer_that_stops_reading_slows_neither_the_executor_nor_the_encoder(
 
 
 def test_a_port_in_use_is_one_line_naming_it(ros_context):
-    with socket.socket() as taken:
-        taken.bind(('127.0.0.1', 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         with pytest.raises(MonitoringError) as caught:
             _bridge(ros_context, port=port)
         assert str(caught.value).startswith(f'foxglove_bridge: cannot serve the live view on 127.0.0.1:{port}: ')

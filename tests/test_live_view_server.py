@@ -2,7 +2,6 @@
 after their frame, a taken port. Frames are serialized CompressedImage messages written here (no rclpy)."""
 from __future__ import annotations
 
-import socket
 import struct
 from types import SimpleNamespace as NS
 
@@ -16,17 +15,9 @@ from train_fou.monitoring.live_server import THROTTLE_SLACK, LiveViewServer
 from train_fou.vision.cdr import parse_compressed
 from train_fou.vision.images import encode_jpeg
 
-from helpers.foxglove_client import FoxgloveClient
+from helpers.foxglove_client import CHANNELS, FoxgloveClient, taken_port
 from helpers.waiting import LIVENESS_S, wait_until
 
-CHANNELS = {  # topic -> (encoding, schema name)
-    '/camera/image/compressed': ('protobuf', 'foxglove.CompressedImage'),
-    '/signs/annotations': ('protobuf', 'foxglove.ImageAnnotations'),
-    '/signs/detections': ('json', 'train_fou.SignDetectionArray'),
-    '/train/speed_command': ('json', 'train_fou.SpeedCommand'),
-    '/hub/state': ('json', 'train_fou.HubState'),
-    '/diagnostics': ('json', 'diagnostic_msgs/msg/DiagnosticArray'),
-}
 
 
 def _cdr_compressed(jpeg: bytes, sec: int, nanosec: int = 0, frame_id: str = 'camera') -> bytes:
@@ -155,12 +146,8 @@ def test_a_camera_turned_off_forgets_the_frames_awaiting_annotations(view):
 
 
 def test_a_taken_port_is_one_line_naming_it(view):
-    with socket.socket() as taken:
-        taken.bind(('127.0.0.1', 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        with pytest.raises(MonitoringError) as caught:
-            view.start('127.0.0.1', port, 8)
+    with taken_port() as port, pytest.raises(MonitoringError) as caught:
+        view.start('127.0.0.1', port, 8)
     assert str(caught.value).startswith(f'foxglove_bridge: cannot serve the live view on 127.0.0.1:{port}: ')
     assert '\n' not in str(caught.value)
     view.close()

@@ -22,18 +22,10 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers.foxglove_client import FoxgloveClient
+from helpers.foxglove_client import CHANNELS, FoxgloveClient
 
 TRAIN_FOU = pathlib.Path(sys.executable).parent / 'train-fou'
 BAG = pathlib.Path(__file__).resolve().parents[1] / 'bags' / 'cliff_danger.mcap'
-CHANNELS = {  # topic -> (encoding, schema name)
-    '/camera/image/compressed': ('protobuf', 'foxglove.CompressedImage'),
-    '/signs/annotations': ('protobuf', 'foxglove.ImageAnnotations'),
-    '/signs/detections': ('json', 'train_fou.SignDetectionArray'),
-    '/train/speed_command': ('json', 'train_fou.SpeedCommand'),
-    '/hub/state': ('json', 'train_fou.HubState'),
-    '/diagnostics': ('json', 'diagnostic_msgs/msg/DiagnosticArray'),
-}
 
 
 def free_port() -> int:

@@ -10,13 +10,33 @@ server sends, JSON as JSON. Bounded in time: every read has a deadline.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import struct
 import time
 from collections import defaultdict
 
 SUBPROTOCOL = 'foxglove.sdk.v1'
 MESSAGE_DATA = 0x01
+#: what the live view must advertise: topic -> (encoding, schema name)
+CHANNELS = {
+    '/camera/image/compressed': ('protobuf', 'foxglove.CompressedImage'),
+    '/signs/annotations': ('protobuf', 'foxglove.ImageAnnotations'),
+    '/signs/detections': ('json', 'train_fou.SignDetectionArray'),
+    '/train/speed_command': ('json', 'train_fou.SpeedCommand'),
+    '/hub/state': ('json', 'train_fou.HubState'),
+    '/diagnostics': ('json', 'diagnostic_msgs/msg/DiagnosticArray'),
+}
+
+
+@contextlib.contextmanager
+def taken_port():
+    """A local TCP port that another socket is listening on, for as long as the block runs."""
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        yield taken.getsockname()[1]
 
 
 class FoxgloveClient:
