@@ -252,12 +252,16 @@ def test_open_detector_names_a_missing_refiner_model_and_can_run_without_it(tmp_
 
 # --- the shipped classifier -------------------------------------------------------------------------------
 
-def shipped_refiner():
+@pytest.fixture(scope='module')
+def shipped():
+    """The shipped refiner, opened once for the module's many parametrized cases."""
     meta = load_metadata(default_model().with_suffix('.json'))
     if meta.refiner is None:
         pytest.fail('models/signs.json names no refiner')
     from train_fou.vision.detector import open_refiner
-    return open_refiner(meta, 'onnxruntime-cpu')
+    refiner = open_refiner(meta, 'onnxruntime-cpu')
+    yield refiner
+    refiner.close()
 
 
 def scene_with(kind, height_px, background=(96, 110, 120)):
@@ -290,55 +294,40 @@ def red_disc_scene(diameter_px=30):
     ('no_entry', 40, 'speed_limit_30', None), ('no_parking', 40, 'speed_limit_50', None),
     ('red_disc', 30, 'stop', None),
 ])
-def test_shipped_refiner_reads_rendered_signs_and_rejects_red_distractors(kind, height_px, detected_as, expected):
-    refiner = shipped_refiner()
-    try:
-        image, box = red_disc_scene(height_px) if kind == 'red_disc' else scene_with(kind, height_px)
-        out = refiner.refine(image, [Detection(NAMES.index(detected_as), 0.9, *box, detected_as)])
-        assert [d.label for d in out] == ([expected] if expected else [])
-    finally:
-        refiner.close()
+def test_shipped_refiner_reads_rendered_signs_and_rejects_red_distractors(kind, height_px, detected_as, expected,
+                                                                          shipped):
+    image, box = red_disc_scene(height_px) if kind == 'red_disc' else scene_with(kind, height_px)
+    out = shipped.refine(image, [Detection(NAMES.index(detected_as), 0.9, *box, detected_as)])
+    assert [d.label for d in out] == ([expected] if expected else [])
 
 
 @pytest.mark.parametrize('kind', ['danger_railway', 'danger_children', 'danger_workers'])
 @pytest.mark.parametrize('height_px', [20, 40])
-def test_shipped_refiner_never_lets_a_false_limit_or_stop_overrule_a_danger_triangle(kind, height_px):
+def test_shipped_refiner_never_lets_a_false_limit_or_stop_overrule_a_danger_triangle(kind, height_px, shipped):
     """Safety: the detector also calls the triangle a 30 or a stop, scored higher than its danger box."""
-    refiner = shipped_refiner()
-    try:
-        image, box = scene_with(kind, height_px)
-        for wrong in ('speed_limit_30', 'speed_limit_50', 'stop'):
-            out = refiner.refine(image, [Detection(NAMES.index(wrong), 0.95, *box, wrong),
-                                         Detection(NAMES.index('danger'), 0.45, *box, 'danger')])
-            assert [d.label for d in out] == ['danger'], wrong
-    finally:
-        refiner.close()
+    image, box = scene_with(kind, height_px)
+    for wrong in ('speed_limit_30', 'speed_limit_50', 'stop'):
+        out = shipped.refine(image, [Detection(NAMES.index(wrong), 0.95, *box, wrong),
+                                     Detection(NAMES.index('danger'), 0.45, *box, 'danger')])
+        assert [d.label for d in out] == ['danger'], wrong
 
 
 @pytest.mark.parametrize('kind', ['warning_pedestrian_other', 'warning_children_other', 'warning_lights_other'])
 @pytest.mark.parametrize('height_px', [40, 70])
-def test_shipped_refiner_vetoes_other_brands_white_triangles_detected_as_danger(kind, height_px):
+def test_shipped_refiner_vetoes_other_brands_white_triangles_detected_as_danger(kind, height_px, shipped):
     """The closed loop's false danger latch (sim seed 1, runs 24 and 97): a white pedestrian triangle."""
-    refiner = shipped_refiner()
-    try:
-        image, box = scene_with(kind, height_px)
-        assert refiner.refine(image, [Detection(NAMES.index('danger'), 0.45, *box, 'danger')]) == []
-    finally:
-        refiner.close()
+    image, box = scene_with(kind, height_px)
+    assert shipped.refine(image, [Detection(NAMES.index('danger'), 0.45, *box, 'danger')]) == []
 
 
 @pytest.mark.parametrize('kind', ['danger_railway', 'danger_children', 'danger_workers', 'danger_general',
                                   'danger_crossing'])
 @pytest.mark.parametrize('height_px', [16, 20, 40, 90])
 @pytest.mark.parametrize('background', [(96, 110, 120), (30, 30, 30), (200, 200, 200), (40, 160, 200)])
-def test_shipped_refiner_never_vetoes_a_danger_triangle(kind, height_px, background):
-    refiner = shipped_refiner()
-    try:
-        image, box = scene_with(kind, height_px, background)
-        danger = Detection(NAMES.index('danger'), 0.45, *box, 'danger')
-        assert refiner.refine(image, [danger]) == [danger]
-    finally:
-        refiner.close()
+def test_shipped_refiner_never_vetoes_a_danger_triangle(kind, height_px, background, shipped):
+    image, box = scene_with(kind, height_px, background)
+    danger = Detection(NAMES.index('danger'), 0.45, *box, 'danger')
+    assert shipped.refine(image, [danger]) == [danger]
 
 
 def test_merge_group_scores_combines_the_limits_by_noisy_or_into_the_first_class():
