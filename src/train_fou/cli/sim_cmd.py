@@ -199,13 +199,12 @@ def run(args: argparse.Namespace) -> int:
 
 def model_identity(configured: str | None) -> dict:
     """Which detector a campaign judged: path, sha256 of the file, and the input size it runs at."""
-    import hashlib
-
     from train_fou.paths import default_model
+    from train_fou.vision.detector import file_sha256
     path = pathlib.Path(configured) if configured else default_model()
     identity: dict = {'path': str(path)}
     try:
-        identity['sha256'] = hashlib.sha256(path.read_bytes()).hexdigest()
+        identity['sha256'] = file_sha256(path)
         meta = json.loads(path.with_suffix('.json').read_text())
         identity['imgsz'] = meta.get('imgsz')
     except (OSError, ValueError):  # a results file must still be written

@@ -22,10 +22,9 @@ from train_fou.vision.postprocess import MAX_DETECTIONS, Detection, decode_yolov
 from train_fou.vision.refine import Refiner, merge_group_scores
 
 ENGINE_SUFFIXES = ('.engine', '.plan')
-#: the CPU backend takes uint8 and normalises in its graph (one DequantizeLinear): letterbox -0.2 to
-#: -0.3 ms against +0.22 ms in the session for the FP32 model (about even), the INT8 model 0.5 ms
-#: faster in all (ONNX Runtime merges it into the model's first QuantizeLinear); outputs bit-identical
-#: (docs/performance.md, issue 15). The refiner's crops stay float.
+#: the CPU backend takes uint8 and normalises in its graph (one DequantizeLinear, which ONNX Runtime
+#: merges into an INT8 model's first QuantizeLinear); outputs bit-identical to the float letterbox.
+#: Chosen by measurement (docs/performance.md). The refiner's crops stay float.
 UINT8_INPUT = True
 
 
