@@ -28,6 +28,10 @@ def test_shipped_configs_are_valid_and_never_mirror_images(name):
     ('time', -1, 'hours'),
     ('export_imgsz', 500, 'multiple of 32'),
     ('export_imgsz', True, 'multiple of 32'),
+    ('export_imgsz', [384, 500], 'multiple of 32'),
+    ('export_imgsz', [384], 'multiple of 32'),
+    ('export_imgsz', [384, 512, 3], 'multiple of 32'),
+    ('export_imgsz', [True, 512], 'multiple of 32'),
     ('backbone', 'resnet', "one of \\['imagenet'\\]"),
     ('freeze', -1, 'number of layers'),
     ('freeze', [], 'number of layers'),
@@ -65,8 +69,10 @@ def test_the_tensorrt_operator_list_flags_what_it_does_not_hold():
 def test_the_export_size_defaults_to_the_training_size():
     cfg = yaml.safe_load((ROOT / 'training' / 'configs' / 'smoke.yaml').read_text())
     cfg.pop('export_imgsz', None)
-    assert export_size(validate(cfg)) == cfg['imgsz']
-    assert export_size(validate({**cfg, 'export_imgsz': 512})) == 512
+    assert export_size(validate(cfg)) == (cfg['imgsz'], cfg['imgsz'])
+    assert export_size(validate({**cfg, 'export_imgsz': 512})) == (512, 512)
+    # height, width: a 4:3 input for the 640x480 camera
+    assert export_size(validate({**cfg, 'export_imgsz': [384, 512]})) == (384, 512)
 
 
 def test_missing_key_and_missing_data_are_refused():
@@ -124,9 +130,10 @@ def test_export_refuses_a_refiner_outside_the_output_folder_before_exporting(tmp
     assert not (tmp_path / 'models').exists()
 
 
-def test_export_imgsz_override_is_validated_like_the_config(tmp_path, capsys):
+@pytest.mark.parametrize('sides', [['500'], ['384', '500'], ['384', '512', '3']])
+def test_export_imgsz_override_is_validated_like_the_config(tmp_path, capsys, sides):
     from training.__main__ import main
     argv = ['export', str(tmp_path / 'never_read.pt'), '--config', str(ROOT / 'training/configs/smoke.yaml'),
-            '--out-dir', str(tmp_path), '--imgsz', '500']
+            '--out-dir', str(tmp_path), '--imgsz', *sides]
     assert main(argv) == 2
     assert '`export_imgsz` must be a multiple of 32' in capsys.readouterr().err

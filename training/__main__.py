@@ -122,7 +122,8 @@ def _cmd_export(args) -> int:
     if args.int8 != bool(args.calib):
         raise ExportError('--int8 and --calib DATA go together: the INT8 model is calibrated on DATA\'s images')
     if args.imgsz is not None:
-        cfg = config_mod.validate({**cfg, 'export_imgsz': args.imgsz}, '--imgsz')
+        cfg = config_mod.validate({**cfg, 'export_imgsz': args.imgsz[0] if len(args.imgsz) == 1 else args.imgsz},
+                                  '--imgsz')
     # the same roots in the same order as training used: the hash then equals the trained-on data's
     data_hash = dataset_hash_many(args.data) if args.data else 'unknown'
     training = {'config': cfg, 'config_file': str(args.config), 'weights': str(args.weights),
@@ -274,7 +275,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--data', type=pathlib.Path, action='append',
                    help='dataset root, for the data hash; repeat it for each dataset the weights trained on, '
                         'in the config order (synth, simview, real...)')
-    s.add_argument('--imgsz', type=int, help="input size of the exported model (default: the config's export_imgsz)")
+    s.add_argument('--imgsz', type=int, nargs='+', metavar='SIDE',
+                   help="input size of the exported model: one side (a square) or HEIGHT WIDTH (default: the "
+                        "config's export_imgsz)")
     s.add_argument('--refiner', type=pathlib.Path,
                    help='a trained refiner ONNX in --out-dir to name in the new metadata (re-exporting '
                         'writes the JSON afresh; without this the refiner entry is gone)')

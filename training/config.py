@@ -69,8 +69,10 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
     if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours <= 0):
         raise ConfigError(f'{where}: `time` must be null or a number of hours > 0, got {hours!r}')
     export_imgsz = out.setdefault('export_imgsz', out['imgsz'])
-    if isinstance(export_imgsz, bool) or not isinstance(export_imgsz, int) or not _SCHEMA['imgsz'][1](export_imgsz):
-        raise ConfigError(f'{where}: `export_imgsz` must be {_SCHEMA["imgsz"][2]}, got {export_imgsz!r}')
+    sides = list(export_imgsz) if isinstance(export_imgsz, (list, tuple)) and len(export_imgsz) == 2 else [export_imgsz]
+    if not all(not isinstance(v, bool) and isinstance(v, int) and _SCHEMA['imgsz'][1](v) for v in sides):
+        raise ConfigError(f'{where}: `export_imgsz` must be {_SCHEMA["imgsz"][2]}, or [height, width] of two '
+                          f'such, got {export_imgsz!r}')
     weights = out.get('weights')
     if weights is not None and not (isinstance(weights, str) and weights.endswith('.pt') and '://' not in weights):
         raise ConfigError(f'{where}: `weights` must be null or a local .pt file, got {weights!r}')
@@ -117,13 +119,18 @@ def validate(cfg: Mapping[str, Any], where: str = '<config>') -> dict[str, Any]:
     return out
 
 
-def export_size(cfg: Mapping[str, Any]) -> int:
-    """Input size of the exported model: `export_imgsz`, else the training size.
+def export_size(cfg: Mapping[str, Any]) -> tuple[int, int]:
+    """(height, width) of the exported model's input: `export_imgsz` (one side: a square), else the
+    training size.
 
-    The detector is fully convolutional, so it may run on a larger input than it trained on:
-    small far signs then cover more of its pixels (models/MODEL_CARD.md measures it).
+    The detector is fully convolutional, so it may run on another input than it trained on: a
+    larger one gives small far signs more pixels, and a 4:3 one ([384, 512]) takes the camera's
+    640x480 frame without padding, so no compute goes to grey bars (models/MODEL_CARD.md).
     """
-    return int(cfg.get('export_imgsz') or cfg['imgsz'])
+    size = cfg.get('export_imgsz') or cfg['imgsz']
+    if isinstance(size, (list, tuple)):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
 
 
 def load(path: str | pathlib.Path) -> dict[str, Any]:

@@ -41,11 +41,15 @@ def unsupported_ops(proto) -> list[str]:
     return sorted({node.op_type for node in proto.graph.node} - TENSORRT_OPS)
 
 
-def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: int, opset: int,
+def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: int | tuple[int, int], opset: int,
                 data_hash: str, training: Mapping[str, Any], conf_threshold: float = 0.25,
                 iou_threshold: float = 0.45) -> tuple[pathlib.Path, pathlib.Path]:
-    """Export `weights` to out_dir/<name>.onnx and write out_dir/<name>.json; returns both paths."""
+    """Export `weights` to out_dir/<name>.onnx and write out_dir/<name>.json; returns both paths.
+
+    `imgsz`: the input's (height, width), or one side of a square.
+    """
     offline()
+    height, width = (imgsz, imgsz) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[1]))
     import onnx  # noqa: PLC0415
     from ultralytics import YOLO  # noqa: PLC0415
 
@@ -53,15 +57,15 @@ def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: 
     names = [model.names[i] for i in sorted(model.names)]
     if names != list(CLASS_NAMES):
         raise ExportError(f'{weights}: classes {names} are not the model contract {list(CLASS_NAMES)}')
-    produced = pathlib.Path(model.export(format='onnx', imgsz=imgsz, opset=opset, dynamic=False, simplify=False,
-                                         nms=False, batch=1, device='cpu'))
+    produced = pathlib.Path(model.export(format='onnx', imgsz=[height, width], opset=opset, dynamic=False,
+                                         simplify=False, nms=False, batch=1, device='cpu'))
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f'{name}.onnx'
     meta = {
         'format': 'yolov8',
         'names': names,
-        'imgsz': [imgsz, imgsz],
+        'imgsz': [height, width],
         'input_name': 'images',
         'conf_threshold': conf_threshold,
         'iou_threshold': iou_threshold,
@@ -72,8 +76,8 @@ def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: 
     proto = onnx.load(str(produced))
     inputs = [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim]) for i in proto.graph.input]
     outputs = [(o.name, [d.dim_value for d in o.type.tensor_type.shape.dim]) for o in proto.graph.output]
-    if inputs != [('images', [1, 3, imgsz, imgsz])]:
-        raise ExportError(f'{produced}: input {inputs}, expected images [1, 3, {imgsz}, {imgsz}]')
+    if inputs != [('images', [1, 3, height, width])]:
+        raise ExportError(f'{produced}: input {inputs}, expected images [1, 3, {height}, {width}]')
     if len(outputs) != 1 or outputs[0][1][:2] != [1, 4 + len(names)]:
         raise ExportError(f'{produced}: outputs {outputs}, expected one 1x{4 + len(names)}xN')
     if proto.opset_import[0].version != opset:

@@ -257,7 +257,7 @@ def main() -> int:
     onnx_path, json_path = export_onnx(best, work / 'models', 'signs', size, cfg['opset'], data_hash,
                                        {'config': cfg, 'command': 'make train-smoke'})
     meta = json.loads(json_path.read_text())
-    expected = {'format': 'yolov8', 'names': CONTRACT_NAMES, 'imgsz': [size] * 2, 'input_name': 'images',
+    expected = {'format': 'yolov8', 'names': CONTRACT_NAMES, 'imgsz': list(size), 'input_name': 'images',
                 'opset': cfg['opset'], 'data_hash': data_hash}
     wrong = {k: meta.get(k) for k, v in expected.items() if meta.get(k) != v}
     if wrong:
