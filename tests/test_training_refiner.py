@@ -17,8 +17,8 @@ from train_fou.vision.postprocess import Detection  # noqa: E402
 from train_fou.vision.refine import crop_square  # noqa: E402
 from training.dataset import write_labels  # noqa: E402
 from training.refiner import (  # noqa: E402
-    DANGER_CLASS, INPUT_SIZE, MARGIN, NAMES, OTHER, STOP_CLASS, VETO_P, RefinerMismatchError, attach_to_detector,
-    collect_crops, confusion_by_band,
+    ALTERNATIVE_P, DANGER_CLASS, DROP_P, INPUT_SIZE, MARGIN, NAMES, OTHER, STOP_CLASS, VETO_P, RefinerMismatchError,
+    attach_to_detector, collect_crops, confusion_by_band,
 )
 
 LIMIT_30, LIMIT_50, STOP = (40, 40, 80, 80), (200, 40, 260, 100), (400, 300, 430, 330)
@@ -100,7 +100,8 @@ def test_attach_names_the_refiner_in_metadata_the_runtime_accepts(tmp_path):
     spec = load_metadata(meta).refiner
     assert spec.model == tmp_path / 'signs_refine.onnx' and spec.names == NAMES
     assert spec.applies_to == ('speed_limit_30', 'speed_limit_50', 'stop') and spec.input_size == INPUT_SIZE
-    assert spec.verifies == ('danger',) and spec.veto_p == VETO_P
+    assert spec.verifies == ('danger',) and spec.veto_p == VETO_P and spec.drop_p == DROP_P
+    assert spec.alternative_p == ALTERNATIVE_P
     assert json.loads(meta.read_text())['data_hash'] == 'x'  # the rest is kept
 
 

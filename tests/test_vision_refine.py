@@ -35,7 +35,11 @@ def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
     assert load_metadata(write(tmp_path, dict(GOOD, refiner=None))).refiner is None
     checking = dict(GOOD['refiner'], verifies=['danger'], veto_p=0.9)
     spec = load_metadata(write(tmp_path, dict(GOOD, refiner=checking))).refiner
-    assert spec.verifies == ('danger',) and spec.veto_p == 0.9
+    assert spec.verifies == ('danger',) and spec.veto_p == 0.9 and spec.drop_p is None
+    spec = load_metadata(write(tmp_path, dict(GOOD, refiner=dict(checking, drop_p=0.95)))).refiner
+    assert spec.drop_p == 0.95 and spec.alternative_p is None
+    spec = load_metadata(write(tmp_path, dict(GOOD, refiner=dict(checking, alternative_p=0.05)))).refiner
+    assert spec.alternative_p == 0.05
 
 
 @pytest.mark.parametrize('change, message', [
@@ -57,6 +61,11 @@ def test_metadata_refiner_is_parsed_relative_to_the_metadata_file(tmp_path):
     ({'verifies': 'danger', 'veto_p': 0.9}, '`refiner.verifies`'),
     ({'verifies': ['danger'], 'veto_p': 0.9, 'names': ['speed_limit_30', 'speed_limit_50']},
      '`refiner.names` must hold a "not a sign" label'),
+    ({'drop_p': 0.5}, '`refiner.drop_p` must be null or a number in'),
+    ({'drop_p': 1.5}, '`refiner.drop_p` must be null or a number in'),
+    ({'drop_p': True}, '`refiner.drop_p`'),
+    ({'alternative_p': 0}, '`refiner.alternative_p` must be null or a number in'),
+    ({'alternative_p': 0.6}, '`refiner.alternative_p` must be null or a number in'),
 ])
 def test_metadata_refiner_errors_name_the_file_and_the_field(tmp_path, change, message):
     refiner = change if isinstance(change, str) else dict(GOOD['refiner'], **change)
@@ -222,6 +231,67 @@ def test_a_limit_box_the_classifier_reads_as_a_triangle_is_dropped_not_relabelle
     assert [(d.label, d.x1) for d in out] == [('stop', 110)]
 
 
+class FixedClassifier:
+    """Backend stand-in that gives every crop the same probabilities."""
+
+    name = 'stand-in'
+    input_hw = (32, 32)
+
+    def __init__(self, probs):
+        self.probs = np.array([probs], np.float32)
+
+    def infer(self, tensor):
+        return self.probs
+
+    def close(self):
+        pass
+
+
+FIVE = ('speed_limit_30', 'speed_limit_50', 'stop', 'danger', 'other')
+
+
+@pytest.mark.parametrize('probs, drop_p, expected', [
+    ((0.05, 0.10, 0.05, 0.00, 0.80), None, None),  # `other` likeliest: dropped without drop_p
+    ((0.05, 0.10, 0.05, 0.00, 0.80), 0.95, ('speed_limit_50', 0.10)),  # not sure enough: the likeliest sign
+    ((0.01, 0.01, 0.01, 0.00, 0.97), 0.95, None),  # sure it is no re-read sign
+    ((0.02, 0.02, 0.01, 0.60, 0.35), 0.95, None),  # triangle and other together reach drop_p
+    ((0.30, 0.05, 0.05, 0.60, 0.00), None, None),  # read as a triangle: dropped, never relabelled danger
+    ((0.30, 0.05, 0.05, 0.60, 0.00), 0.95, ('speed_limit_30', 0.30)),
+    ((0.60, 0.30, 0.10, 0.00, 0.00), 0.95, ('speed_limit_30', 0.60)),
+    ((0.10, 0.20, 0.70, 0.00, 0.00), None, ('stop', 0.70)),
+])
+def test_drop_p_drops_a_re_read_box_only_when_the_classifier_is_that_sure_it_is_none_of_them(probs, drop_p, expected):
+    spec = RefinerSpec(pathlib.Path('signs.onnx'), FIVE, FIVE[:3], 32, 0.0, None, ('danger',), 0.9, drop_p)
+    refiner = Refiner(FixedClassifier(probs), spec, NAMES)
+    out = refiner.refine(np.zeros((100, 300, 3), np.uint8), [det('speed_limit_30', 0.9, 10)])
+    if expected is None:
+        assert out == []
+    else:
+        [d] = out
+        assert (d.label, d.class_id) == (expected[0], NAMES.index(expected[0]))
+        assert d.score == pytest.approx(0.9 * expected[1]) and d[2:6] == (10, 10, 40, 40)
+
+
+@pytest.mark.parametrize('probs, alternative_p, expected', [
+    ((0.45, 0.40, 0.05, 0.05, 0.05), None, [('speed_limit_30', 0.45)]),
+    ((0.45, 0.40, 0.05, 0.05, 0.05), 0.2, [('speed_limit_30', 0.45), ('speed_limit_50', 0.40)]),
+    ((0.45, 0.40, 0.05, 0.05, 0.05), 0.05, [('speed_limit_30', 0.45), ('speed_limit_50', 0.40), ('stop', 0.05)]),
+    ((0.90, 0.04, 0.03, 0.03, 0.00), 0.05, [('speed_limit_30', 0.90)]),  # sure: one reading
+    ((0.01, 0.01, 0.01, 0.00, 0.97), 0.05, []),  # dropped: no readings at all
+    ((0.02, 0.30, 0.08, 0.60, 0.00), 0.05, [('speed_limit_50', 0.30), ('stop', 0.08)]),  # never a danger reading
+])
+def test_alternative_p_reports_an_unsure_box_as_each_reading_it_may_be(probs, alternative_p, expected):
+    spec = RefinerSpec(pathlib.Path('signs.onnx'), FIVE, FIVE[:3], 32, 0.0, None, ('danger',), 0.9, 0.95,
+                       alternative_p)
+    out = Refiner(FixedClassifier(probs), spec, NAMES).refine(np.zeros((100, 300, 3), np.uint8),
+                                                              [det('speed_limit_50', 0.8, 10)])
+    assert [(d.label, d.class_id) for d in out] == [(label, NAMES.index(label)) for label, _ in expected]
+    assert [d.score for d in out] == pytest.approx([0.8 * q for _, q in expected])
+    assert all(d[2:6] == (10, 10, 40, 40) for d in out)
+    # two readings of one box never both reach the controller's 0.5 (their probabilities sum to <= 1)
+    assert sum(d.score >= 0.5 for d in out) <= 1
+
+
 def test_refiner_without_limits_runs_no_classifier():
     refiner, image = refiner_and_image()
     dets = [det('danger', 0.9, 10)]
@@ -341,3 +411,4 @@ def test_merge_group_scores_combines_the_limits_by_noisy_or_into_the_first_class
     assert merged[4, 2] == pytest.approx(0.6) and merged[5].max() == 0.0
     assert merged[6, 1] == pytest.approx(0.9) and merged[7, 2] == pytest.approx(0.3)
     assert output[0, 5, 0] == pytest.approx(0.42)  # the backend's output is left alone
+

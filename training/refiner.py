@@ -47,6 +47,18 @@ MARGIN = 0.15
 OVERRULE_P = 0.95
 #: a danger detection is dropped only when the classifier is this sure it is not a sign (refine.py)
 VETO_P = 0.9
+#: a limit or stop box is dropped only when the classifier gives this much to `other` and `danger`
+#: together; less sure, it is named the likeliest re-read class and scored detector x that
+#: probability, so an unsure one stays below the controller's thresholds (refine.py). Dropping on
+#: the likeliest output instead lost real speed limits that the classifier was unsure about (the
+#: model card has both figures)
+DROP_P = 0.95
+#: a kept limit or stop box is also reported as each other re-read class the classifier gives at
+#: least this probability (refine.py): an unsure 30/50 is published as both readings, which the
+#: controller takes as an unreadable limit; neither can reach the shipped 0.5 thresholds unless it
+#: is the likelier one. On the synthetic test splits the second readings count as the detections
+#: they are (multi-label, as ultralytics' validator scores too): the model card has both figures
+ALTERNATIVE_P = 0.05
 #: size bands (source box height, px) reported by the evaluation
 BANDS = ((0, 16), (16, 20), (20, 30), (30, 60), (60, 10000))
 
@@ -263,7 +275,8 @@ def attach_to_detector(metadata_path: pathlib.Path, onnx_path: pathlib.Path) -> 
     data['refiner'] = {'model': onnx_path.name, 'names': list(NAMES),
                        'applies_to': [CLASS_NAMES[c] for c in REFINED_CLASSES],
                        'input_size': INPUT_SIZE, 'margin': MARGIN, 'overrule_p': OVERRULE_P,
-                       'verifies': [CLASS_NAMES[c] for c in VERIFIED_CLASSES], 'veto_p': VETO_P}
+                       'verifies': [CLASS_NAMES[c] for c in VERIFIED_CLASSES], 'veto_p': VETO_P,
+                       'drop_p': DROP_P, 'alternative_p': ALTERNATIVE_P}
     metadata_path.write_text(json.dumps(data, indent=2) + '\n')
 
 

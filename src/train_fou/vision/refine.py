@@ -8,22 +8,32 @@ detection of a class it `applies_to` (the speed limits and stop) from the
 *source* image (those classes' scores are first merged into one score per
 anchor, `merge_group_scores`), scales the crop to a 32x32 square and lets a
 tiny CNN name it: `speed_limit_30`, `speed_limit_50`, `stop`, or `other` (no
-entry, no parking, a red disc on the wall), which is then dropped. Danger
-detections are never relabelled: missing the sign before the cliff is the one
-error the train cannot afford. The classes in `verifies` (danger) are only
-checked: such a detection is dropped when the classifier is at least `veto_p`
-sure that it is not a sign (another brand's white warning triangle, a blank
-triangle) and kept unchanged otherwise, so an unsure classifier never removes
-a triangle. A red sign it recognises with probability >= `overrule_p` removes
-a weaker danger detection on the same object (a 30 in front of a yellow wall,
-which the detector also called danger).
+entry, no parking, a red disc on the wall). With `drop_p` a box is dropped only
+when the classifier gives `other` and `danger` together at least that much, and
+is otherwise named the likeliest re-read class, scored detector x its
+probability: an unsure reading stays, ranked low, below the controller's
+thresholds (dropping on the likeliest output lost real limits the classifier
+was unsure of). With `alternative_p` the box is also reported as each other
+re-read class given at least that probability: an unsure 30/50 is published
+as both readings, each scored the same way, which the controller reads as an
+unreadable limit (the lower one, SPEC section 5); since two readings of one box
+cannot both reach 0.5, at the shipped thresholds only the likelier one can act.
+Danger detections are never relabelled: missing the sign before the cliff is
+the one error the train cannot afford. The classes in `verifies` (danger) are
+only checked: such a detection is dropped when the classifier is at least
+`veto_p` sure that it is not a sign (another brand's white warning triangle, a
+blank triangle) and kept unchanged otherwise, so an unsure classifier never
+removes a triangle. A red sign it recognises with probability >= `overrule_p`
+removes a weaker danger detection on the same object (a 30 in front of a
+yellow wall, which the detector also called danger).
 
 The refiner is described by the detector's metadata file (``"refiner"``)::
 
     "refiner": {"model": "signs_refine.onnx",
                 "names": ["speed_limit_30", "speed_limit_50", "stop", "danger", "other"],
                 "applies_to": ["speed_limit_30", "speed_limit_50", "stop"], "input_size": 32, "margin": 0.15,
-                "overrule_p": 0.95, "verifies": ["danger"], "veto_p": 0.9}
+                "overrule_p": 0.95, "verifies": ["danger"], "veto_p": 0.9, "drop_p": 0.95,
+                "alternative_p": 0.05}
 
 `model` is relative to the metadata file; a name in `names` that is not a
 detector class means "not a sign": the detection is dropped. The crop code is
@@ -63,6 +73,14 @@ class RefinerSpec:
     #: `veto_p` sure they are not a sign, never relabelled
     verifies: tuple[str, ...] = ()
     veto_p: float | None = None
+    #: a re-read detection is dropped only when the classifier gives at least this much probability
+    #: to outputs that are not re-read classes (other, danger), and is otherwise named the likeliest
+    #: re-read class; None: dropped whenever such an output is the likeliest one
+    drop_p: float | None = None
+    #: a kept re-read detection is also reported as each other re-read class the classifier gives at
+    #: least this probability (scored detector x it): an unsure 30/50 is published as both readings;
+    #: None: one reading only
+    alternative_p: float | None = None
 
 
 def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[str]) -> RefinerSpec:
@@ -105,9 +123,17 @@ def parse_refiner(data: Any, path: str | pathlib.Path, detector_names: Sequence[
         raise bad(f'veto_p` must be a number in (0.5, 1] when `verifies` is set, got {veto!r}')
     if verifies and all(n in detector_names for n in names):
         raise bad(f'names` must hold a "not a sign" label for `verifies` to veto, got {names!r}')
+    drop = data.get('drop_p')
+    if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0.5 < drop <= 1.0):
+        raise bad(f'drop_p` must be null or a number in (0.5, 1], got {drop!r}')
+    alternative = data.get('alternative_p')
+    if alternative is not None and (isinstance(alternative, bool) or not isinstance(alternative, (int, float))
+                                    or not 0.0 < alternative <= 0.5):
+        raise bad(f'alternative_p` must be null or a number in (0, 0.5], got {alternative!r}')
     return RefinerSpec(path.parent / model, tuple(names), tuple(applies_to), int(size), float(margin),
                        None if overrule is None else float(overrule), tuple(verifies),
-                       float(veto) if verifies else None)
+                       float(veto) if verifies else None, None if drop is None else float(drop),
+                       None if alternative is None else float(alternative))
 
 
 def merge_group_scores(output: np.ndarray, group: Sequence[int], num_classes: int) -> np.ndarray:
@@ -193,6 +219,8 @@ class Refiner:
         self._class_of = [index[name] if name in self._applies else None for name in spec.names]
         #: classifier outputs that mean "not a sign" (only these veto a verified detection)
         self._not_a_sign = np.array([name not in index for name in spec.names])
+        #: classifier outputs that are re-read classes (a re-read detection is named one of these)
+        self._rereads = np.array([c is not None for c in self._class_of])
 
     def classify(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """Class probabilities, N x len(names), one backend call per crop (fixed batch 1 models)."""
@@ -205,18 +233,18 @@ class Refiner:
     def refine(self, image_bgr: np.ndarray, detections: list[Detection]) -> list[Detection]:
         """Detections with the refined classes' labels decided by the classifier, best score first.
 
-        A re-labelled detection keeps its box and gets score = detector score x
-        classifier probability; detections the classifier calls "other" are
-        dropped; boxes that now share a class go through NMS again (the
-        detector may have reported one sign as both 30 and 50). With
+        A re-read detection keeps its box and gets score = detector score x the
+        probability of the class it is named. Without `drop_p` it is dropped when
+        the likeliest output is not a re-read class (`other`, or a triangle for a
+        limit box); with it, only when those outputs together reach `drop_p`, and
+        it is named the likeliest re-read class. `alternative_p` adds the other
+        readings (module docstring). Boxes that now share a class go through NMS
+        again (the detector may have reported one sign as both 30 and 50). With
         `overrule_p`, a sign the classifier is that sure of also removes a
-        lower-scored detection of another class on the same object (a 30 on a
-        yellow wall that the detector also called danger); a danger triangle
-        itself is never relabelled, so only a sign the classifier positively
-        recognised can overrule it. A detection of a `verifies` class is dropped only when the
-        classifier names a not-a-sign output with p >= `veto_p`, and kept as it was otherwise;
-        a re-read detection that the classifier calls a sign it does not re-read (a limit box
-        it sees as a triangle) is dropped like `other`.
+        lower-scored detection of another class on the same object; a danger
+        triangle itself is never relabelled. A detection of a `verifies` class is
+        dropped only when the classifier names a not-a-sign output with p >=
+        `veto_p`, and kept as it was otherwise.
         """
         chosen = [i for i, d in enumerate(detections) if d.label in self._applies]
         checked = [i for i, d in enumerate(detections) if d.label in self._verifies]
@@ -231,14 +259,23 @@ class Refiner:
         refined: list[Detection] = []
         sure: list[Detection] = []  # re-read with p >= overrule_p
         for i, p in zip(chosen, probs):
-            k = int(p.argmax())
+            if self.spec.drop_p is None:
+                k = int(p.argmax())
+                if self._class_of[k] is None:
+                    continue
+            else:
+                if 1.0 - float(p[self._rereads].sum()) >= self.spec.drop_p:
+                    continue
+                k = int(np.where(self._rereads, p, -1.0).argmax())
             class_id = self._class_of[k]
-            if class_id is None:
-                continue
             d = detections[i]
             refined.append(d._replace(class_id=class_id, label=self.spec.names[k], score=float(d.score * p[k])))
             if self.spec.overrule_p is not None and p[k] >= self.spec.overrule_p:
                 sure.append(refined[-1])
+            if self.spec.alternative_p is not None:
+                refined.extend(d._replace(class_id=self._class_of[j], label=self.spec.names[j],
+                                          score=float(d.score * p[j]))
+                               for j in np.flatnonzero(self._rereads) if j != k and p[j] >= self.spec.alternative_p)
         if len(refined) > 1:
             boxes = np.array([d[2:6] for d in refined], np.float32)
             boxes += np.array([d.class_id for d in refined], np.float32)[:, None] * _CLASS_OFFSET  # class-aware
