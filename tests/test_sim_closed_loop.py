@@ -59,6 +59,11 @@ def test_closed_loop_with_the_shipped_detector_stops_before_the_cliff():
     # the results say which detector they judged
     assert document['model']['sha256'] == hashlib.sha256(default_model().read_bytes()).hexdigest()
     assert document['model']['imgsz'] == json.loads(default_model().with_suffix('.json').read_text())['imgsz']
+    # and the file the detector opened: on this CPU, auto runs the INT8 copy when one is beside it
+    int8 = default_model().with_name(default_model().stem + '.int8.onnx')
+    [ran] = document['model']['ran']
+    assert ran['path'] == str(int8 if int8.is_file() else default_model()) and ran['runs'] == 1
+    assert ran['sha256'] == hashlib.sha256(pathlib.Path(ran['path']).read_bytes()).hexdigest()
 
 
 def test_bad_scenario_is_one_error_line(tmp_path):

@@ -92,6 +92,7 @@ def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None 
         deadline = time.monotonic() + wall_limit_s
         while not sim.done.is_set() and not stop.is_set() and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
+        sim.model_run = model_run(nodes[names.index('detector_node')]) if 'detector_node' in names else None
         return sim
     finally:
         destroy_nodes(nodes)
@@ -137,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
     started = time.monotonic()
     results: list[dict] = []
+    ran: dict[str, int] = {}  # model file the detector opened -> runs (auto may choose the INT8 copy)
     report_files: dict[str, dict] = {}
     from train_fou.nodes.runner import create_nodes, destroy_nodes
     watchers: list = []
@@ -163,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
                 result = dict(sim.result)
             result['run'] = index
             result['wall_s'] = round(wall_s, 2)
+            if sim.model_run is not None:
+                ran[sim.model_run] = ran.get(sim.model_run, 0) + 1
             results.append(result)
             if args.report and (index == args.first_run or not result['ok']):
                 from train_fou.report import write_report
@@ -180,8 +184,9 @@ def run(args: argparse.Namespace) -> int:
     summary_totals = totals(results)
     summary_totals['wall_s'] = round(time.monotonic() - started, 1)
     summary_totals['all_ok'] = bool(results) and all(r['ok'] for r in results) and len(results) == args.runs
+    configured = params.get('detector_node', {}).get('model_path')
     document = {'scenario': scenario.name, 'seed': args.seed, 'pipeline': pipeline, 'domain_id': domain_id,
-                'model': None if args.oracle else model_identity(params.get('detector_node', {}).get('model_path')),
+                'model': None if args.oracle else model_identity(configured, ran),
                 'executor': executor_kind(args.executor),
                 'runs': results,
                 'totals': summary_totals}
@@ -197,8 +202,10 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary_totals['all_ok'] else 1
 
 
-def model_identity(configured: str | None) -> dict:
-    """Which detector a campaign judged: path, sha256 of the file, and the input size it runs at."""
+def model_identity(configured: str | None, ran: dict[str, int] | None = None) -> dict:
+    """Which detector a campaign judged: the configured path, sha256 of the file, its input size, and
+    `ran`: each file the detector opened (`auto` runs an INT8 copy beside it on a CPU) with its
+    sha256 and how many runs used it."""
     from train_fou.paths import default_model
     from train_fou.vision.detector import file_sha256
     path = pathlib.Path(configured) if configured else default_model()
@@ -209,7 +216,23 @@ def model_identity(configured: str | None) -> dict:
         identity['imgsz'] = meta.get('imgsz')
     except (OSError, ValueError):  # a results file must still be written
         pass
+    if ran is not None:
+        identity['ran'] = [{'path': file, 'sha256': _sha256_or_none(file), 'runs': runs} for file, runs in ran.items()]
     return identity
+
+
+def _sha256_or_none(path: str) -> str | None:
+    from train_fou.vision.detector import file_sha256
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
+def model_run(detector_node) -> str | None:
+    """The model file a detector node opened (None before it loaded one)."""
+    choice = getattr(getattr(detector_node, 'worker', None), 'choice', None)
+    return str(choice.model) if choice is not None and choice.model is not None else None
 
 
 def _run_line(r: dict) -> str:
