@@ -264,7 +264,7 @@ class Refiner:
                 if self._class_of[k] is None:
                     continue
             else:
-                if 1.0 - float(p[self._rereads].sum()) >= self.spec.drop_p:
+                if float(p[~self._rereads].sum()) >= self.spec.drop_p:
                     continue
                 k = int(np.where(self._rereads, p, -1.0).argmax())
             class_id = self._class_of[k]
