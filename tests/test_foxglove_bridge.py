@@ -2,7 +2,6 @@
 slows nothing, a port that is taken is one clear line."""
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -13,11 +12,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from train_fou import qos
-from train_fou.executors import make_executor, spin_until
 from train_fou.monitoring.errors import MonitoringError
-from train_fou.nodes.runner import create_nodes, destroy_nodes
+from train_fou.nodes.runner import create_nodes
 
 from helpers.foxglove_client import FoxgloveClient, taken_port
+from helpers.spinning import Spinner
 from helpers.waiting import LIVENESS_S, wait_until
 
 LOCAL = {'host': '127.0.0.1', 'port': 0}
@@ -26,22 +25,9 @@ LOCAL = {'host': '127.0.0.1', 'port': 0}
 @pytest.fixture
 def spinning(ros_context):
     """start(nodes...): spin them on one executor in a thread until the test ends."""
-    executor = make_executor(context=ros_context)
-    stop = threading.Event()
-    thread = threading.Thread(target=spin_until, args=(executor, stop), daemon=True)
-    started = []
-
-    def start(*nodes):
-        for node in nodes:
-            executor.add_node(node)
-            started.append(node)
-        if not thread.is_alive():
-            thread.start()
-    yield start
-    stop.set()
-    thread.join(10)
-    executor.shutdown()
-    destroy_nodes(started)
+    spinner = Spinner(ros_context, shutdown_hooks=True)
+    yield spinner
+    spinner.close()
 
 
 def _bridge(ros_context, **params):

@@ -1,7 +1,6 @@
 """hub_node on a real executor and real DDS: dead-man, shutdown brake, BLE reconnects, hub choice."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -10,10 +9,10 @@ from rclpy.parameter import Parameter
 
 from helpers.fake_ble import crowded_world
 from helpers.hub import BRAKE, power_frame, record_writes
+from helpers.spinning import Spinner
 from helpers.waiting import LIVENESS_S, timing_trials, wait_until
 
 from train_fou import qos
-from train_fou.executors import make_executor, spin_until
 from train_fou.msg import HubState, SpeedCommand
 from train_fou.nodes import ParameterError
 from train_fou.nodes.hub_node import HubNode
@@ -47,23 +46,9 @@ class Controller(Node):
 @pytest.fixture
 def spin(ros_context):
     """Start nodes on the shipped executor in a thread; stop and destroy them afterwards."""
-    executor = make_executor(context=ros_context)
-    nodes = []
-    stop = threading.Event()
-    thread = threading.Thread(target=spin_until, args=(executor, stop, 0.05), daemon=True)
-
-    def add(*new):
-        for node in new:
-            nodes.append(node)
-            executor.add_node(node)
-        if not thread.is_alive():
-            thread.start()
-    yield add
-    for node in reversed(nodes):  # hub first: its on_shutdown needs no executor
-        node.destroy_node()
-    stop.set()
-    thread.join(5)
-    executor.shutdown()
+    spinner = Spinner(ros_context, 0.05, destroy_first=True)  # hub first: its on_shutdown needs no executor
+    yield spinner
+    spinner.close(5)
 
 
 def test_sim_hub_drives_and_brakes_within_0_6_s_when_commands_stop(ros_context, spin):

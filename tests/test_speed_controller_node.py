@@ -7,6 +7,7 @@ import time
 
 import pytest
 from builtin_interfaces.msg import Time
+from helpers.spinning import Spinner
 from helpers.waiting import LIVENESS_S, timing_trials, wait_until
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -14,7 +15,6 @@ from rosgraph_msgs.msg import Clock
 from std_srvs.srv import Trigger
 
 from train_fou import qos
-from train_fou.executors import make_executor, spin_until
 from train_fou.msg import SignDetection, SignDetectionArray, SpeedCommand
 from train_fou.nodes.speed_controller import WATCHDOG_HZ, SpeedControllerNode
 
@@ -73,20 +73,12 @@ class Bench(Node):
 @contextlib.contextmanager
 def spinning(ros_context, *nodes):
     """Spin `nodes` on the executor the node ships with, in a thread; stop and destroy them after."""
-    executor = make_executor(context=ros_context)
-    for node in nodes:
-        executor.add_node(node)
-    stop = threading.Event()
-    thread = threading.Thread(target=spin_until, args=(executor, stop, 0.05), daemon=True)
-    thread.start()
+    spinner = Spinner(ros_context, 0.05)
+    spinner.add(*nodes)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(5)
-        executor.shutdown()
-        for node in nodes:
-            node.destroy_node()
+        spinner.close(5)
 
 
 @pytest.fixture
