@@ -13,6 +13,7 @@ import json
 import pathlib
 import sys
 import time
+from collections import Counter
 
 from train_fou.cli.run_cmd import add_executor_argument, add_monitoring_arguments, monitoring_arguments
 from train_fou.executors import executor_kind
@@ -70,7 +71,9 @@ def timeline_from_sim(sim, title: str):
 
 
 def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None = None, watchers=()):
-    """Start the pipeline on an executor of `kind`; spin until track_sim reports its result; returns the track_sim node.
+    """Start the pipeline on an executor of `kind`; spin until track_sim reports its result.
+
+    Returns (the track_sim node, the model file the detector opened: None without a detector).
 
     `watchers`: nodes that outlive the run (the live view, the metrics), spun with it.
 
@@ -92,8 +95,7 @@ def run_one(context, names, params, stop, wall_limit_s: float, kind: str | None 
         deadline = time.monotonic() + wall_limit_s
         while not sim.done.is_set() and not stop.is_set() and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
-        sim.model_run = model_run(nodes[names.index('detector_node')]) if 'detector_node' in names else None
-        return sim
+        return sim, model_run(nodes[names.index('detector_node')]) if 'detector_node' in names else None
     finally:
         destroy_nodes(nodes)
         executor.shutdown()
@@ -138,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     rclpy.init(context=context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
     started = time.monotonic()
     results: list[dict] = []
-    ran: dict[str, int] = {}  # model file the detector opened -> runs (auto may choose the INT8 copy)
+    ran: Counter[str] = Counter()  # model file the detector opened -> runs (auto may choose the INT8 copy)
     report_files: dict[str, dict] = {}
     from train_fou.nodes.runner import create_nodes, destroy_nodes
     watchers: list = []
@@ -153,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
             if args.report:
                 run_params['track_sim']['keep_frames_every'] = 2
             t0 = time.monotonic()
-            sim = run_one(context, names, run_params, stop, WALL_S_PER_SIM_S * world.max_time_s, args.executor,
-                          watchers)
+            sim, ran_model = run_one(context, names, run_params, stop, WALL_S_PER_SIM_S * world.max_time_s,
+                                     args.executor, watchers)
             wall_s = time.monotonic() - t0
             if sim.result is None:
                 if stop.is_set():
@@ -165,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
                 result = dict(sim.result)
             result['run'] = index
             result['wall_s'] = round(wall_s, 2)
-            if sim.model_run is not None:
-                ran[sim.model_run] = ran.get(sim.model_run, 0) + 1
+            if ran_model is not None:
+                ran[ran_model] += 1
             results.append(result)
             if args.report and (index == args.first_run or not result['ok']):
                 from train_fou.report import write_report
@@ -202,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary_totals['all_ok'] else 1
 
 
-def model_identity(configured: str | None, ran: dict[str, int] | None = None) -> dict:
+def model_identity(configured: str | None, ran: Counter[str] | None = None) -> dict:
     """Which detector a campaign judged: the configured path, sha256 of the file, its input size, and
     `ran`: each file the detector opened (`auto` runs an INT8 copy beside it on a CPU) with its
     sha256 and how many runs used it."""
