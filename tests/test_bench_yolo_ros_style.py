@@ -2,7 +2,6 @@
 real peer in the training venv's interpreter, answering over DDS like detector_node (skipped where there is none)."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import subprocess
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from helpers.bench import bench_json
 from helpers.models import make_model
 from train_fou.bench.yolo_ros_style import RUNTIME_SITE_ENV, peer_environment, runtime_site, to_bgr
 
@@ -115,11 +115,8 @@ def test_the_bench_times_the_peer_frame_by_frame_beside_the_node(tiny_model, cap
     python, why = _ultralytics_python()
     if python is None:
         pytest.skip(why)
-    from train_fou.cli import main
-    code = main(['bench', '--model', str(tiny_model), '--frames', '5', '--warmup', '1', '--size', '320x240',
-                 '--skip', 'e2e,ultralytics', '--ultralytics-python', python, '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(tiny_model), '--frames', '5', '--warmup', '1', '--size', '320x240',
+                         '--skip', 'e2e,ultralytics', '--ultralytics-python', python)
     assert 'yolo_ros_style' not in result['reasons']
     assert result['yolo_ros_style_ms_p50'] > 0 and result['yolo_ros_style_frames_lost'] == 0
     assert result['yolo_ros_style_python'] == python
@@ -133,11 +130,8 @@ def test_the_bench_times_the_peer_frame_by_frame_beside_the_node(tiny_model, cap
 def test_the_bench_says_why_there_is_no_peer_without_an_interpreter_that_has_ultralytics(tiny_model, capsys,
                                                                                            monkeypatch):
     from train_fou.bench import detector as bench_detector
-    from train_fou.cli import main
     monkeypatch.setattr(bench_detector, 'peer_python', lambda other: '')
-    code = main(['bench', '--model', str(tiny_model), '--frames', '3', '--warmup', '1', '--size', '320x240',
-                 '--skip', 'e2e,ultralytics', '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(tiny_model), '--frames', '3', '--warmup', '1', '--size', '320x240',
+                         '--skip', 'e2e,ultralytics')
     assert result['yolo_ros_style_ms_p50'] is None
     assert result['reasons']['yolo_ros_style'].startswith('needs an interpreter with ultralytics')

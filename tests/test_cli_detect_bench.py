@@ -9,6 +9,7 @@ import pytest
 
 from train_fou.cli import main
 
+from helpers.bench import bench_json
 from helpers.models import make_model
 
 TRAIN_FOU = [sys.executable, '-c', 'import sys; from train_fou.cli import main; sys.exit(main())']
@@ -101,10 +102,8 @@ def test_detect_with_broken_metadata_is_one_line(model, images):
 def test_bench_reports_raw_and_node_times_and_says_why_others_are_null(model, capsys, monkeypatch):
     monkeypatch.delenv('TRAIN_FOU_ULTRALYTICS_PYTHON', raising=False)
     monkeypatch.setattr(sys, 'path', [p for p in sys.path if 'venv-train' not in p])
-    code = main(['bench', '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240',
-                 '--skip', 'e2e', '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240',
+                         '--skip', 'e2e')
     assert result['backend'] == 'onnxruntime-cpu' and result['imgsz'] == [96, 128]
     assert result['raw_session_ms_p50'] > 0 and result['node_ms_p50'] > 0
     assert result['node_frames_lost'] == 0
@@ -116,20 +115,16 @@ def test_bench_reports_raw_and_node_times_and_says_why_others_are_null(model, ca
 
 
 def test_bench_can_run_the_node_in_its_own_process_as_ros2_launch_does(model, capsys):
-    code = main(['bench', '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240',
-                 '--skip', 'e2e,ultralytics', '--node-process', '--executor', 'single', '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(model), '--frames', '8', '--warmup', '2', '--size', '320x240',
+                         '--skip', 'e2e,ultralytics', '--node-process', '--executor', 'single')
     assert result['node_in'] == 'own process' and result['executor'] == 'single'
     assert result['node_ms_p50'] > 0 and result['node_frames_lost'] == 0
     assert result['node_stage_ms_p50']['inference'] > 0  # the child's own figures came back in its messages
 
 
 def test_bench_times_a_baseline_model_call_by_call_beside_its_own(model, capsys):
-    code = main(['bench', '--model', str(model), '--baseline', str(model), '--frames', '6', '--warmup', '1',
-                 '--size', '320x240', '--skip', 'node,e2e,ultralytics', '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(model), '--baseline', str(model), '--frames', '6', '--warmup', '1',
+                         '--size', '320x240', '--skip', 'node,e2e,ultralytics')
     assert result['baseline'] == str(model) and result['baseline_imgsz'] == [96, 128]
     assert result['baseline_raw_ms_p50'] > 0 and result['baseline_paired_raw_ms_p50'] > 0
     assert result['raw_over_baseline'] == round(result['baseline_paired_raw_ms_p50'] / result['baseline_raw_ms_p50'], 3)
@@ -156,10 +151,8 @@ def test_bench_times_the_brake_of_each_confirmed_stop_sign_through_the_whole_pip
     monkeypatch.setattr(e2e, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
     monkeypatch.setattr(e2e, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
     model = _stop_only_model(tmp_path)
-    code = main(['bench', '--model', str(model), '--frames', '4', '--warmup', '1', '--size', '320x240',
-                 '--e2e-samples', '3', '--skip', 'ultralytics', '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(model), '--frames', '4', '--warmup', '1', '--size', '320x240',
+                         '--e2e-samples', '3', '--skip', 'ultralytics')
     assert result['e2e_samples'] == 3 and result['e2e_cycles_without_brake'] == 0
     assert 0 < result['e2e_ms_p50'] <= result['e2e_ms_p99'] <= result['e2e_ms_max']
     assert result['e2e_hub_reported_ms_p50'] > 0  # the hub's own figure for the same brake writes
@@ -174,10 +167,8 @@ def test_bench_says_why_e2e_is_null_when_no_frame_confirms_a_stop_sign_alone(mod
     # the default tiny model sees stop *and* danger in bright frames: no frame is a clean stop scene
     monkeypatch.setattr(e2e, 'render_clear_frames', lambda w, h, rng: [np.zeros((h, w, 3), np.uint8)])
     monkeypatch.setattr(e2e, 'render_stop_frames', lambda w, h, rng: [np.full((h, w, 3), 255, np.uint8)])
-    code = main(['bench', '--model', str(model), '--frames', '3', '--warmup', '1', '--size', '320x240',
-                 '--skip', 'ultralytics', '--json'])
-    assert code == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(model), '--frames', '3', '--warmup', '1', '--size', '320x240',
+                         '--skip', 'ultralytics')
     assert result['e2e_ms_p50'] is None
     assert result['reasons']['e2e'].startswith('no rendered stop frame that this model and the policy see as such')
 
@@ -216,7 +207,6 @@ def test_bench_runs_the_node_and_the_peers_on_the_file_the_bare_session_runs(tmp
         return compare.UltralyticsResult('not here')
     monkeypatch.setattr(bench_detector, 'measure_detector', measured)
     monkeypatch.setattr(compare, 'measure_ultralytics', ultralytics)
-    assert main(['bench', '--model', str(fp32), '--frames', '2', '--warmup', '0', '--size', '320x240', '--json']) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = bench_json(capsys, '--model', str(fp32), '--frames', '2', '--warmup', '0', '--size', '320x240')
     assert given == {'node': int8, 'ultralytics': int8}
     assert result['model'] == str(fp32) and result['model_run'] == str(int8) and result['precision'] == 'int8'
