@@ -41,15 +41,15 @@ def unsupported_ops(proto) -> list[str]:
     return sorted({node.op_type for node in proto.graph.node} - TENSORRT_OPS)
 
 
-def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: int | tuple[int, int], opset: int,
+def export_onnx(weights: pathlib.Path, out_dir: pathlib.Path, name: str, imgsz: tuple[int, int], opset: int,
                 data_hash: str, training: Mapping[str, Any], conf_threshold: float = 0.25,
                 iou_threshold: float = 0.45) -> tuple[pathlib.Path, pathlib.Path]:
     """Export `weights` to out_dir/<name>.onnx and write out_dir/<name>.json; returns both paths.
 
-    `imgsz`: the input's (height, width), or one side of a square.
+    `imgsz`: the input's (height, width), as config.export_size gives it.
     """
     offline()
-    height, width = (imgsz, imgsz) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[1]))
+    height, width = int(imgsz[0]), int(imgsz[1])
     import onnx  # noqa: PLC0415
     from ultralytics import YOLO  # noqa: PLC0415
 

@@ -191,7 +191,7 @@ def _check_int8(onnx_path: pathlib.Path, data: pathlib.Path, learned: float) -> 
             'int8_max_score_diff': quantization['agreement']['max_score_diff']}
 
 
-def _untrained_export(init: pathlib.Path, out_dir: pathlib.Path, size: int, cfg) -> pathlib.Path:
+def _untrained_export(init: pathlib.Path, out_dir: pathlib.Path, size: tuple[int, int], cfg) -> pathlib.Path:
     """The training's starting point (ImageNet backbone, untrained neck and head) exported like the model."""
     import torch  # noqa: PLC0415
 
