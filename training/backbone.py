@@ -145,8 +145,11 @@ def torchvision_block(model):
     raise BackboneError('the model has no TorchVision block (see training/models/mnv2_yolov8p.yaml)')
 
 
-def init_checkpoint(model_yaml: str | pathlib.Path, out: str | pathlib.Path, log=print) -> pathlib.Path:
-    """Build the detector from `model_yaml`, load + verify the ImageNet backbone, save a checkpoint."""
+def init_checkpoint(model_yaml: str | pathlib.Path, out: str | pathlib.Path, log=print, seed: int = 0) -> pathlib.Path:
+    """Build the detector from `model_yaml`, load + verify the ImageNet backbone, save a checkpoint.
+
+    The neck and head start from torch's initialisation seeded with `seed`: the trainer's own seed
+    only applies after this checkpoint exists, so unseeded they differed on every run."""
     import datetime  # noqa: PLC0415
 
     import torch  # noqa: PLC0415
@@ -155,6 +158,7 @@ def init_checkpoint(model_yaml: str | pathlib.Path, out: str | pathlib.Path, log
     offline()
     from ultralytics import YOLO  # noqa: PLC0415
 
+    torch.manual_seed(seed)
     yolo = YOLO(str(model_yaml))
     block = torchvision_block(yolo.model)
     state = read_state()
