@@ -107,6 +107,9 @@ def test_bench_reports_raw_and_node_times_and_says_why_others_are_null(model, ca
     assert result['backend'] == 'onnxruntime-cpu' and result['imgsz'] == [96, 128]
     assert result['raw_session_ms_p50'] > 0 and result['node_ms_p50'] > 0
     assert result['node_frames_lost'] == 0
+    # the echo node answered each node frame, and its round trip is taken out of the overhead
+    assert result['echo_node_frames_lost'] == 0 and 0 < result['echo_node_ms_p50'] <= result['echo_node_ms_p95']
+    assert 'node_overhead_above_echo_ms_p50' in result
     assert result['e2e_ms_p50'] is None and result['reasons']['e2e'] == 'skipped'
     import importlib.util
     if importlib.util.find_spec('ultralytics') is None:
@@ -128,6 +131,7 @@ def test_bench_times_a_baseline_model_call_by_call_beside_its_own(model, capsys)
     assert result['baseline'] == str(model) and result['baseline_imgsz'] == [96, 128]
     assert result['baseline_raw_ms_p50'] > 0 and result['baseline_paired_raw_ms_p50'] > 0
     assert result['raw_over_baseline'] == round(result['baseline_paired_raw_ms_p50'] / result['baseline_raw_ms_p50'], 3)
+    assert 'echo_node_ms_p50' not in result  # the echo runs beside the node only
 
 
 def test_bench_rejects_a_bad_size(model):

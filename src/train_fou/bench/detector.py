@@ -5,7 +5,10 @@ letterbox's uint8 bytes, and the raw time then includes the normalisation the mo
 graph (vision/backends/onnxruntime_backend.with_uint8_input).
 
 The two alternate frame by frame, so both see the same machine load; a node sample is
-image message published -> detections message received. With an interpreter that has
+image message published -> detections message received. Right after each node frame the same
+frame goes to an echo node (graph.EchoNode: answers at once, no model), whose round trip is the
+rclpy + DDS part any node pays here; `node_overhead_above_echo_ms_p50` is what the detector
+node's own work adds to it. With an interpreter that has
 ultralytics, the yolo_ros-style peer (train_fou.bench.yolo_ros_style, a process of its
 own) gets the same frames, timed the same way, in blocks of PEER_BLOCK frames between the
 blocks of bare and node runs (see PEER_SETTLE_S why not frame by frame). The soak (frames
@@ -75,6 +78,8 @@ class DetectorResult:
     #: what the bare run fed the backend: 'uint8' (the CPU's; raw then includes the in-graph
     #: DequantizeLinear (k / 255) that the float path's letterbox did) or 'float32'
     raw_input: str = 'float32'
+    #: graph.EchoNode's round trip on each node frame, right after it (paired with node_ms; None: lost)
+    echo_ms: tuple[float | None, ...] = ()
 
     def fields(self) -> dict:
         """The bench's fields for these runs (the e2e ones included), without `reasons`."""
@@ -97,6 +102,12 @@ class DetectorResult:
             out['node_over_raw'] = round(node_p50 / raw_p50, 4)
             # Paired per frame (both measured back to back): robust to the machine's load drifting.
             out['node_overhead_ms_p50'] = percentile([n - r for n, r in zip(self.node_ms, self.raw_ms)], 50)
+        echoed = [(n, r, e) for n, r, e in zip(self.node_ms, self.raw_ms, self.echo_ms) if e is not None]
+        if echoed:
+            echo = [e for _, _, e in echoed]
+            out.update({'echo_node_ms_p50': percentile(echo, 50), 'echo_node_ms_p95': percentile(echo, 95),
+                        'echo_node_frames_lost': len(self.echo_ms) - len(echoed),
+                        'node_overhead_above_echo_ms_p50': percentile([n - r - e for n, r, e in echoed], 50)})
         if self.peer is not None:
             out.update(self.peer.fields(node_p50))
         return out
@@ -145,7 +156,7 @@ def measure_detector(detector, model_path: pathlib.Path, frames, options: BenchO
     tensors = [detector.prepare(frame)[0].copy() for frame in frames]
     height, width = frames[0].shape[:2]
     with BenchGraph(kind) as graph, tempfile.TemporaryDirectory(prefix='train_fou_peer_') as scratch:
-        graph.start(node_params if with_node else None, options.node_process)
+        graph.start(node_params if with_node else None, options.node_process, echo=with_node)
         if with_node:
             graph.wait_for_detector()
         if graph.detector_node is not None:
@@ -175,7 +186,7 @@ def measure_detector(detector, model_path: pathlib.Path, frames, options: BenchO
     return DetectorResult(kind, 'own process' if options.node_process else 'bench process', tuple(timed.raw_ms),
                           tuple(timed.node_ms), tuple(timed.stages), len(frames) - len(timed.node_ms)
                           if with_node else None, soaked, e2e, tuple(timed.path_ms), peer,
-                          str(tensors[0].dtype))
+                          str(tensors[0].dtype), tuple(timed.echo_ms))
 
 
 def peer_python(other_python: str) -> str:
@@ -230,13 +241,14 @@ class _Timed:
     path_ms: list
     peer_ms: list
     peer_stages: list
+    echo_ms: list
 
 
 def _alternate(backend, tensors, graph: BenchGraph, messages: SerializedFrames, warmup: int, with_node: bool,
                with_peer: bool = False) -> _Timed:
     """Per measured frame one bare call, then the same frame to the node; with the peer, after every
     PEER_BLOCK frames the same block to the peer, then PEER_SETTLE_S of quiet."""
-    out = _Timed([], [], [], [], [], [])
+    out = _Timed([], [], [], [], [], [], [])
     total = warmup + len(tensors)
     for first in range(0, total, PEER_BLOCK if with_peer else total):
         block = range(first, min(first + PEER_BLOCK, total) if with_peer else total)
@@ -266,9 +278,17 @@ def _bare_and_node(i: int, backend, tensors, graph: BenchGraph, messages: Serial
     graph.publish(data)
     arrived = collector.wait_for(key, 10.0)
     timing = collector.wait_timing(key, 1.0) if graph.detector_node is not None and arrived is not None else None
-    if i >= warmup and arrived is not None:
+    if arrived is None:
+        return
+    key = time.time_ns()
+    data = messages.stamped(k, key)
+    t1 = time.perf_counter()
+    graph.publish_echo(data)
+    echoed = collector.wait_arrival(key, 10.0)
+    if i >= warmup:
         out.raw_ms.append(raw)
         out.node_ms.append((arrived[0] - t0) * 1e3)
+        out.echo_ms.append(None if echoed is None else (echoed - t1) * 1e3)
         msg = arrived[1]
         out.stages.append((msg.preprocess_ms, msg.inference_ms, msg.postprocess_ms))
         if timing is not None:

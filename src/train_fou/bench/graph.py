@@ -14,7 +14,9 @@ import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from train_fou import qos
 from train_fou.bench.harness import Collector
@@ -22,6 +24,29 @@ from train_fou.executors import make_executor
 from train_fou.msg import SignDetectionArray, SpeedCommand
 from train_fou.nodes.detector_node import DetectorNode
 from train_fou.nodes.runner import destroy_nodes, run_shutdown_hooks
+from train_fou.vision.worker import decode_raw
+
+
+class EchoNode(Node):
+    """Answers each image with an empty SignDetectionArray of its header, at once, on the executor's thread.
+
+    Subscribed and publishing as detector_node is (raw image subscription, the same QoS, the
+    header read and the pixels viewed in place), but no letterbox, no model, no hand-off: its
+    round trip is what any rclpy node in this process pays to take the image and answer, the
+    DDS part of the detector node's overhead on this machine.
+    """
+
+    def __init__(self, context: Context, namespace: str):
+        super().__init__('bench_echo', namespace=namespace, context=context)
+        self._pub = self.create_publisher(SignDetectionArray, 'signs/detections', qos.RELIABLE)
+        self.create_subscription(Image, 'camera/image_raw', self._on_image, qos.NEWEST_FRAME, raw=True)
+
+    def _on_image(self, serialized: bytes) -> None:
+        fields, image = decode_raw(serialized)
+        height, width = image.shape[:2]
+        self._pub.publish(SignDetectionArray(
+            header=Header(stamp=Time(sec=fields.sec, nanosec=fields.nanosec), frame_id=fields.frame_id),
+            image_width=width, image_height=height))
 
 
 class BenchGraph:
@@ -34,6 +59,9 @@ class BenchGraph:
     `callback_errors` and the run goes on. Leaving runs every node's shutdown hook while
     the executor still spins (the hub brakes), then destroys the nodes and the context.
 
+    With `echo`, an EchoNode in `echo_namespace` (its own bench publisher there) answers the
+    frames `publish_echo` sends, into the same `collector`.
+
     A peer detector (`start_peer`: the yolo_ros-style node, a process of its own) gets a
     namespace of its own, `peer_namespace`, and a second bench node there: its images and
     detections never meet the detector's, and its answers land in the same `collector`
@@ -44,6 +72,8 @@ class BenchGraph:
         self.executor_kind = executor
         self.namespace = f'/train_fou_bench_{os.getpid()}'
         self.peer_namespace = f'{self.namespace}_peer'
+        self.echo_namespace = f'{self.namespace}_echo'
+        self._echo_pub = None
         self.peer_process: subprocess.Popen | None = None
         self.peer_info: dict = {}
         self._peer_pub = None
@@ -66,8 +96,8 @@ class BenchGraph:
     def __exit__(self, *_exc) -> None:
         self.close()
 
-    def start(self, detector_params: dict | None, own_process: bool) -> None:
-        """The detector (None: none), the bench's node, and the spinning thread."""
+    def start(self, detector_params: dict | None, own_process: bool, echo: bool = False) -> None:
+        """The detector (None: none), the bench's node, the echo node (`echo`), and the spinning thread."""
         if detector_params is not None and own_process:
             self.node_process = self._start_node_process(detector_params)
         elif detector_params is not None:
@@ -80,6 +110,13 @@ class BenchGraph:
                                   qos.RELIABLE, raw=True)
         bench.create_subscription(SpeedCommand, 'train/speed_command', self.collector.on_command, qos.RELIABLE,
                                   raw=True)
+        if echo:
+            self.nodes.append(EchoNode(self.context, self.echo_namespace))
+            echo_bench = Node('bench', namespace=self.echo_namespace, context=self.context)
+            self.nodes.append(echo_bench)
+            self._echo_pub = echo_bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
+            echo_bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
+                                           qos.RELIABLE, raw=True)
         self._executor = make_executor(self.executor_kind, context=self.context)
         for node in self.nodes:
             self._executor.add_node(node)
@@ -94,9 +131,11 @@ class BenchGraph:
                 self.callback_errors.append(f'{type(err).__name__}: {err}')
 
     def wait_for_detector(self) -> None:
-        """Until the detector subscribes to the images (10 s, 60 s for its own process)."""
+        """Until the detector (and the echo node) subscribe to the images (10 s, 60 s for its own process)."""
         deadline = time.monotonic() + (60 if self.node_process else 10)
-        while self._pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while (self._pub.get_subscription_count() == 0 or (
+                self._echo_pub is not None and self._echo_pub.get_subscription_count() == 0)) \
+                and time.monotonic() < deadline:
             if self.node_process is not None and self.node_process.poll() is not None:
                 raise RuntimeError(f'detector_node process exited with {self.node_process.returncode}: '
                                    f'{self.node_process.communicate()[1].strip()[-500:]}')
@@ -104,6 +143,9 @@ class BenchGraph:
 
     def publish(self, data: bytes) -> None:
         self._pub.publish(data)
+
+    def publish_echo(self, data: bytes) -> None:
+        self._echo_pub.publish(data)
 
     def publish_peer(self, data: bytes) -> None:
         self._peer_pub.publish(data)

@@ -11,6 +11,9 @@
   subscription callback) in that interpreter, on the node's frames over the same DDS path,
   each frame right after the node (node_over_yolo_ros_style);
 - node_path_ms_p50: where node_ms goes, stage by stage (the node in the bench process);
+- echo_node_ms: an rclpy node that answers each image at once with an empty detections message
+  (no model), each node frame right after it: the DDS and rclpy floor of any node here;
+  node_overhead_above_echo_ms_p50 = node - raw - echo, paired per frame;
 - baseline_raw_ms (--baseline M): another model's bare inference, call by call beside the model's own.
 Raw, node (and the peer) alternate frame by frame. A null figure's cause is in `reasons`.
 """
