@@ -14,15 +14,13 @@ import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from builtin_interfaces.msg import Time
 from sensor_msgs.msg import Image
-from std_msgs.msg import Header
 
 from train_fou import qos
 from train_fou.bench.harness import Collector
 from train_fou.executors import make_executor
 from train_fou.msg import SignDetectionArray, SpeedCommand
-from train_fou.nodes.detector_node import DetectorNode
+from train_fou.nodes.detector_node import DetectorNode, source_header
 from train_fou.nodes.runner import destroy_nodes, run_shutdown_hooks
 from train_fou.vision.worker import decode_raw
 
@@ -44,9 +42,7 @@ class EchoNode(Node):
     def _on_image(self, serialized: bytes) -> None:
         fields, image = decode_raw(serialized)
         height, width = image.shape[:2]
-        self._pub.publish(SignDetectionArray(
-            header=Header(stamp=Time(sec=fields.sec, nanosec=fields.nanosec), frame_id=fields.frame_id),
-            image_width=width, image_height=height))
+        self._pub.publish(SignDetectionArray(header=source_header(fields), image_width=width, image_height=height))
 
 
 class BenchGraph:

@@ -32,6 +32,12 @@ TRANSPORTS = {'raw': ('camera/image_raw', Image), 'compressed': ('camera/image_r
 LOAD_TIMEOUT_S = 300.0
 
 
+def source_header(source) -> Header:
+    """The header of the source image for a message about it: `source` has sec, nanosec and frame_id
+    (an InferenceResult, or the fields vision.cdr.parse_image read)."""
+    return Header(stamp=Time(sec=source.sec, nanosec=source.nanosec), frame_id=source.frame_id)
+
+
 class DetectorNode(CheckedParameters, Node):
     def __init__(self, **kwargs):
         self.worker: InferenceWorker | None = None  # what destroy_node needs, before anything can fail
@@ -123,13 +129,9 @@ class DetectorNode(CheckedParameters, Node):
     def _warn(self, message: str) -> None:
         self.get_logger().warning(message, throttle_duration_sec=self.get_parameter('warn_throttle_s').value)
 
-    @staticmethod
-    def _header(result: InferenceResult) -> Header:
-        return Header(stamp=Time(sec=result.sec, nanosec=result.nanosec), frame_id=result.frame_id)
-
     def _publish_detections(self, result: InferenceResult) -> None:
         height, width = result.image.shape[:2]
-        out = SignDetectionArray(header=self._header(result), image_width=width, image_height=height,
+        out = SignDetectionArray(header=source_header(result), image_width=width, image_height=height,
                                  backend=self.worker.detector.backend_name, preprocess_ms=result.preprocess_ms,
                                  inference_ms=result.inference_ms, postprocess_ms=result.postprocess_ms,
                                  frames_dropped=result.frames_dropped)
@@ -140,7 +142,7 @@ class DetectorNode(CheckedParameters, Node):
     def _publish_annotated(self, result: InferenceResult) -> None:
         if self._annotated_pub.get_subscription_count() > 0:
             self._annotated_pub.publish(image_msg(draw_detections(result.image, result.detections),
-                                                  self._header(result)))
+                                                  source_header(result)))
 
     # --- timers -------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
