@@ -99,25 +99,26 @@ class BenchGraph:
         elif detector_params is not None:
             self.nodes.append(DetectorNode(context=self.context, namespace=self.namespace, parameter_overrides=[
                 Parameter(name, value=value) for name, value in detector_params.items()]))
-        bench = Node('bench', namespace=self.namespace, context=self.context)
-        self.nodes.append(bench)
-        self._pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
-        bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
-                                  qos.RELIABLE, raw=True)
+        bench, self._pub = self._bench_node(self.namespace)
         bench.create_subscription(SpeedCommand, 'train/speed_command', self.collector.on_command, qos.RELIABLE,
                                   raw=True)
         if echo:
             self.nodes.append(EchoNode(self.context, self.echo_namespace))
-            echo_bench = Node('bench', namespace=self.echo_namespace, context=self.context)
-            self.nodes.append(echo_bench)
-            self._echo_pub = echo_bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
-            echo_bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
-                                           qos.RELIABLE, raw=True)
+            _, self._echo_pub = self._bench_node(self.echo_namespace)
         self._executor = make_executor(self.executor_kind, context=self.context)
         for node in self.nodes:
             self._executor.add_node(node)
         self._spinner = threading.Thread(target=self._spin, name='bench_spin', daemon=True)
         self._spinner.start()
+
+    def _bench_node(self, namespace: str):
+        """(node, image publisher): the bench's side in `namespace`, its detections into `collector`."""
+        bench = Node('bench', namespace=namespace, context=self.context)
+        self.nodes.append(bench)
+        publisher = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
+        bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
+                                  qos.RELIABLE, raw=True)
+        return bench, publisher
 
     def _spin(self) -> None:
         while not self._stop.is_set():
@@ -162,11 +163,7 @@ class BenchGraph:
         `timeout_s`.
         """
         from train_fou.bench.yolo_ros_style import READY_KEY
-        bench = Node('bench', namespace=self.peer_namespace, context=self.context)
-        self._peer_pub = bench.create_publisher(Image, 'camera/image_raw', qos.SENSOR)
-        bench.create_subscription(SignDetectionArray, 'signs/detections', self.collector.on_detections,
-                                  qos.RELIABLE, raw=True)
-        self.nodes.append(bench)
+        bench, self._peer_pub = self._bench_node(self.peer_namespace)
         self._executor.add_node(bench)
         self._peer_stderr = open(pathlib.Path(self._scratch.name) / 'peer.stderr', 'w+')  # noqa: SIM115
         self.peer_process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._peer_stderr, text=True,
